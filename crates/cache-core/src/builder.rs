@@ -1,0 +1,193 @@
+//! Configuration of a [`Cache`] before it is built.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::num::NonZero;
+use std::sync::Arc;
+
+use hashlink::DefaultHashBuilder;
+
+use crate::cache::{Cache, CacheParts};
+use crate::clock::{Clock, SystemClock};
+use crate::policy::Policy;
+use crate::shard::Weigher;
+use crate::stats::Observer;
+
+/// Fewer entries than this per shard and sharding starts to cost hit ratio
+/// (each shard's LRU sees a noisier slice of the traffic), so the default
+/// shard count stops growing here.
+const MIN_ENTRIES_PER_SHARD: usize = 64;
+
+/// Shards per available core by default: enough that two threads rarely
+/// want the same lock at once.
+const SHARDS_PER_CORE: usize = 4;
+
+/// Builds a [`Cache`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cache_core::{Cache, Policy};
+///
+/// // At most 10,000 wallets and at most 64 MiB of position data.
+/// let cache: Cache<String, Arc<Vec<u8>>> = Cache::builder(10_000)
+///     .policy(Policy::new(Duration::from_secs(900)).stale_while_revalidate(Duration::from_secs(3_600)))
+///     .weigher(64 << 20, |key: &String, value: &Arc<Vec<u8>>| (key.len() + value.len()) as u64)
+///     .build();
+/// assert_eq!(cache.max_weight(), Some(64 << 20));
+/// ```
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
+    capacity: usize,
+    shards: Option<usize>,
+    max_weight: Option<u64>,
+    parts: CacheParts<K, V, S>,
+}
+
+impl<K, V> CacheBuilder<K, V> {
+    /// A builder for a cache of at most `capacity` entries, whose entries
+    /// never go stale until a [`policy`](Self::policy) says otherwise.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            shards: None,
+            max_weight: None,
+            parts: CacheParts {
+                hasher: DefaultHashBuilder::default(),
+                policy: Policy::never_stale(),
+                clock: Arc::new(SystemClock),
+                observer: None,
+                weigher: None,
+            },
+        }
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// Sets the freshness policy.
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.parts.policy = policy;
+        self
+    }
+
+    /// Sets how many shards the keys are spread over, rounded up to a power
+    /// of two and kept no larger than the capacity. One shard makes the
+    /// cache an exact LRU; the default grows with the cores (four per core)
+    /// while keeping at least 64 entries per shard.
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Sets the clock; [`SystemClock`] by default.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.parts.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets an observer that hears every event.
+    #[must_use]
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.parts.observer = Some(observer);
+        self
+    }
+
+    /// Bounds the cache by weight as well as by count: `weigher` gives each
+    /// entry a weight (for example its size in bytes), and the least recently
+    /// used entries are evicted while the total exceeds `max_weight`. A value
+    /// heavier than its shard's share of `max_weight` is not stored.
+    ///
+    /// The weigher is called again when an entry leaves, so it must give the
+    /// same answer for the same entry every time. It runs under a shard's
+    /// lock: keep it cheap.
+    #[must_use]
+    pub fn weigher(mut self, max_weight: u64, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        let weigher: Weigher<K, V> = Arc::new(weigher);
+        self.parts.weigher = Some(weigher);
+        self.max_weight = Some(max_weight);
+        self
+    }
+
+    /// Sets the hasher. The default is hashlink's (foldhash, randomly
+    /// seeded), which is fast and resists collision attacks.
+    #[must_use]
+    pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            capacity: self.capacity,
+            shards: self.shards,
+            max_weight: self.max_weight,
+            parts: CacheParts {
+                hasher,
+                policy: self.parts.policy,
+                clock: self.parts.clock,
+                observer: self.parts.observer,
+                weigher: self.parts.weigher,
+            },
+        }
+    }
+
+    /// The shard count this builder will use.
+    fn shard_count(&self) -> usize {
+        let most = largest_power_of_two_at_most(self.capacity.max(1));
+        if let Some(n) = self.shards {
+            return n.max(1).next_power_of_two().min(most);
+        }
+        let cores = std::thread::available_parallelism().map_or(1, NonZero::get);
+        let wanted = (cores * SHARDS_PER_CORE).next_power_of_two();
+        let affordable = largest_power_of_two_at_most((self.capacity / MIN_ENTRIES_PER_SHARD).max(1));
+        wanted.min(affordable)
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher + Clone,
+{
+    /// Builds the cache.
+    pub fn build(self) -> Cache<K, V, S> {
+        let shards = self.shard_count();
+        Cache::from_parts(self.capacity, self.max_weight, shards, self.parts)
+    }
+}
+
+fn largest_power_of_two_at_most(n: usize) -> usize {
+    debug_assert!(n > 0);
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards)
+            .field("max_weight", &self.max_weight)
+            .field("policy", &self.parts.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_counts_are_powers_of_two_within_the_capacity() {
+        assert_eq!(largest_power_of_two_at_most(1), 1);
+        assert_eq!(largest_power_of_two_at_most(1000), 512);
+        let shards = |capacity, asked| CacheBuilder::<u32, u32>::new(capacity).shards(asked).shard_count();
+        assert_eq!(shards(1000, 1), 1);
+        assert_eq!(shards(1000, 3), 4);
+        assert_eq!(shards(3, 16), 2);
+        assert_eq!(shards(0, 16), 1);
+        let default = CacheBuilder::<u32, u32>::new(100).shard_count();
+        assert_eq!(default, 1, "100 entries cannot afford two shards of 64");
+        let default = CacheBuilder::<u32, u32>::new(1 << 20).shard_count();
+        assert!(default.is_power_of_two() && default >= SHARDS_PER_CORE);
+    }
+}

@@ -1,0 +1,507 @@
+//! The concurrent cache: shards, hashing and the public operations.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use hashlink::DefaultHashBuilder;
+
+use crate::builder::CacheBuilder;
+use crate::clock::{Clock, to_unix_nanos};
+use crate::entry::Entry;
+use crate::glob::{Pattern, PatternError};
+use crate::policy::{Freshness, Policy, Windows};
+use crate::shard::{ReadMode, Removed, Shard};
+use crate::stats::{CacheStats, Event, Observer, Tally};
+
+/// A concurrent LRU cache whose entries go stale with age.
+///
+/// Keys are spread over independently locked shards, each an exact LRU over
+/// its share of the capacity; with one shard the whole cache is an exact LRU.
+/// Every entry remembers when it was fetched, and reads classify it against
+/// the [`Policy`]: fresh, stale but servable, or only good as a fail-safe.
+///
+/// `get`, `insert` and eviction are O(1). Values are cloned out on a hit, so
+/// use a cheaply cloned type such as `Arc<T>` for anything large.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cache_core::{Cache, Freshness, ManualClock, Policy};
+///
+/// let clock = ManualClock::starting_now();
+/// let cache: Cache<String, Arc<Vec<u32>>> = Cache::builder(2_000)
+///     .policy(
+///         Policy::new(Duration::from_secs(900))
+///             .stale_while_revalidate(Duration::from_secs(3_600))
+///             .stale_if_error(Duration::from_secs(86_400)),
+///     )
+///     .clock(clock.clone())
+///     .build();
+///
+/// cache.insert("0xab".to_owned(), Arc::new(vec![1, 2, 3]));
+/// assert_eq!(cache.get("0xab").unwrap().freshness(), Freshness::Fresh);
+///
+/// clock.advance(Duration::from_secs(1_000));
+/// let entry = cache.get("0xab").unwrap();
+/// assert!(entry.is_stale(), "served at once, but due for a refresh");
+///
+/// clock.advance(Duration::from_secs(10_000));
+/// assert!(cache.get("0xab").is_none(), "too old to serve normally");
+/// assert!(cache.get_fail_safe("0xab").is_some(), "but still good if the source is down");
+/// ```
+pub struct Cache<K, V, S = DefaultHashBuilder> {
+    shards: Box<[LockedShard<K, V, S>]>,
+    /// `shards.len() - 1`; the shard count is a power of two.
+    shard_mask: usize,
+    hasher: S,
+    policy: Policy,
+    windows: Windows,
+    capacity: usize,
+    max_weight: Option<u64>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+type LockedShard<K, V, S> = Padded<Mutex<Shard<K, V, S>>>;
+
+/// Keeps each shard's lock on its own cache lines so that threads working on
+/// different shards do not contend through false sharing.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq,
+    V: Clone,
+{
+    /// A cache of `capacity` entries under `policy`, with default settings
+    /// otherwise; see [`Cache::builder`] for the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, Policy};
+    ///
+    /// let cache = Cache::new(100, Policy::new(Duration::from_secs(60)));
+    /// cache.insert(1_u64, "one");
+    /// assert_eq!(cache.get(&1).map(|e| *e.value()), Some("one"));
+    /// ```
+    pub fn new(capacity: usize, policy: Policy) -> Self {
+        Self::builder(capacity).policy(policy).build()
+    }
+
+    /// A builder for a cache of `capacity` entries.
+    pub fn builder(capacity: usize) -> CacheBuilder<K, V> {
+        CacheBuilder::new(capacity)
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher + Clone,
+{
+    pub(crate) fn from_parts(
+        capacity: usize,
+        max_weight: Option<u64>,
+        shard_count: usize,
+        parts: CacheParts<K, V, S>,
+    ) -> Self {
+        debug_assert!(shard_count.is_power_of_two());
+        let windows = Windows::from(&parts.policy);
+        let shards = (0..shard_count)
+            .map(|i| {
+                let weight_share = max_weight.map_or(u64::MAX, |w| share(w, shard_count as u64, i as u64));
+                let capacity_share =
+                    usize::try_from(share(capacity as u64, shard_count as u64, i as u64)).unwrap_or(usize::MAX);
+                Padded(Mutex::new(Shard::new(
+                    capacity_share,
+                    weight_share,
+                    parts.hasher.clone(),
+                    parts.weigher.clone(),
+                    windows,
+                )))
+            })
+            .collect();
+        Self {
+            shards,
+            shard_mask: shard_count - 1,
+            hasher: parts.hasher,
+            policy: parts.policy,
+            windows,
+            capacity,
+            max_weight,
+            clock: parts.clock,
+            observer: parts.observer,
+        }
+    }
+
+    /// Returns the entry for `key` if it is within the TTL or the
+    /// stale-while-revalidate window, and marks it most recently used.
+    ///
+    /// Counts a hit, a stale hit or a miss. An entry too old for every
+    /// window is dropped and counted as an expiration.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read(key, ReadMode::Get)
+    }
+
+    /// Like [`get`](Self::get), but also returns an entry within the
+    /// stale-if-error window: for use once a fresh load has failed.
+    pub fn get_fail_safe<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read(key, ReadMode::FailSafe)
+    }
+
+    /// Like [`get`](Self::get), but leaves recency and the counters alone.
+    pub fn peek<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read(key, ReadMode::Peek)
+    }
+
+    #[inline]
+    fn read<Q>(&self, key: &Q, mode: ReadMode) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let now = self.now();
+        let mut removed = Removed::none();
+        let (found, event) = self.shard(hash).read(hash, key, now, mode, &mut removed);
+        let expired = !removed.is_empty();
+        drop(removed);
+        if let (ReadMode::Get | ReadMode::FailSafe, Some(observer)) = (mode, &self.observer) {
+            observer.record(event, 1);
+            if expired {
+                observer.record(Event::Expiration, 1);
+            }
+        }
+        let freshness = if event == Event::Hit { Freshness::Fresh } else { Freshness::Stale };
+        found.map(|slot| Entry::new(slot.value, slot.fetched_at, now, freshness))
+    }
+
+    /// Stores `value` under `key` as fetched now, replacing any older value,
+    /// and evicts the least recently used entries if the cache is full.
+    pub fn insert(&self, key: K, value: V) {
+        let now = self.now();
+        self.insert_nanos(key, value, now, now);
+    }
+
+    /// Stores `value` under `key` as fetched at `fetched_at`: for a value
+    /// that comes from a shared tier and must keep its original age.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use cache_core::{Cache, Policy};
+    ///
+    /// let cache = Cache::new(10, Policy::new(Duration::from_secs(60)));
+    /// let fetched_at = SystemTime::now() - Duration::from_secs(30);
+    /// cache.insert_at("k", 7, fetched_at);
+    /// let entry = cache.get("k").unwrap();
+    /// assert!(entry.age() >= Duration::from_secs(29));
+    /// assert!(!entry.is_stale());
+    /// ```
+    pub fn insert_at(&self, key: K, value: V, fetched_at: SystemTime) {
+        self.insert_nanos(key, value, to_unix_nanos(fetched_at), self.now());
+    }
+
+    fn insert_nanos(&self, key: K, value: V, fetched_at: u64, now: u64) {
+        let hash = self.hasher.hash_one(&key);
+        let mut removed = Removed::none();
+        let events = self.shard(hash).insert(hash, key, value, fetched_at, now, &mut removed);
+        drop(removed);
+        self.report(&events);
+    }
+
+    /// Drops `key`; returns whether it was there. Counts an invalidation.
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let removed = self.shard(hash).remove(hash, key);
+        let found = removed.is_some();
+        drop(removed);
+        if found {
+            self.report_one(Event::Invalidation, 1);
+        }
+        found
+    }
+
+    /// Drops every entry for which `predicate` returns true; returns how
+    /// many went. O(n): visits every entry, one shard at a time.
+    ///
+    /// The predicate runs under a shard's lock: it must not use this cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, Policy};
+    ///
+    /// let cache = Cache::new(100, Policy::new(Duration::from_secs(60)));
+    /// for i in 0..10_u32 {
+    ///     cache.insert(i, i * 10);
+    /// }
+    /// assert_eq!(cache.invalidate_if(|_, v| *v >= 50), 5);
+    /// assert_eq!(cache.len(), 5);
+    /// ```
+    pub fn invalidate_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> usize {
+        let gone: usize = self
+            .shards
+            .iter()
+            .map(|shard| lock(shard).remove_where(Event::Invalidation, |k, slot| predicate(k, &slot.value)))
+            .sum();
+        self.report_one(Event::Invalidation, gone as u64);
+        gone
+    }
+
+    /// Drops every entry whose key matches the glob `pattern` (Redis `MATCH`
+    /// syntax, see [`glob`](crate::glob)); returns how many went.
+    ///
+    /// A pattern without wildcards drops one key in O(1); any other is O(n).
+    ///
+    /// # Errors
+    ///
+    /// A [`PatternError`] for a malformed pattern; nothing is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, Policy};
+    ///
+    /// let cache = Cache::new(100, Policy::new(Duration::from_secs(60)));
+    /// cache.insert("wallet:0xab01".to_owned(), 1);
+    /// cache.insert("wallet:0xab02".to_owned(), 2);
+    /// cache.insert("wallet:0xcd01".to_owned(), 3);
+    /// assert_eq!(cache.invalidate_matching("wallet:0xab*").unwrap(), 2);
+    /// assert!(cache.get("wallet:0xcd01").is_some());
+    /// assert!(cache.invalidate_matching("wallet:[0x").is_err());
+    /// ```
+    pub fn invalidate_matching(&self, pattern: &str) -> Result<usize, PatternError>
+    where
+        K: Borrow<str>,
+    {
+        let pattern = Pattern::new(pattern)?;
+        if pattern.is_literal() {
+            // A literal pattern parses back to its own unescaped text; the
+            // match is exact, so a direct removal is equivalent.
+            let literal = unescape_literal(pattern.as_str());
+            return Ok(usize::from(self.invalidate::<str>(&literal)));
+        }
+        Ok(self.invalidate_if(|k, _| pattern.matches(k.borrow())))
+    }
+
+    /// Drops every entry; returns how many went. Each counts as an
+    /// invalidation.
+    pub fn clear(&self) -> usize {
+        self.invalidate_if(|_, _| true)
+    }
+
+    /// Drops every entry older than every window (see
+    /// [`Policy::retention`]); returns how many went. Reads drop such entries
+    /// lazily anyway; this is for reclaiming memory on a schedule.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.now();
+        let retain = self.windows.retain;
+        let gone: usize = self
+            .shards
+            .iter()
+            .map(|shard| {
+                lock(shard).remove_where(Event::Expiration, |_, slot| now.saturating_sub(slot.fetched_at) > retain)
+            })
+            .sum();
+        self.report_one(Event::Expiration, gone as u64);
+        gone
+    }
+
+    /// Calls `f` with every entry that [`get_fail_safe`](Self::get_fail_safe)
+    /// would serve, one shard at a time, least recently used first within a
+    /// shard. Touches neither recency nor counters. `f` runs under a shard's
+    /// lock: keep it short and do not use this cache from it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, Policy};
+    ///
+    /// let cache = Cache::new(10, Policy::new(Duration::from_secs(60)));
+    /// cache.insert(1, "a");
+    /// cache.insert(2, "b");
+    /// let mut keys = Vec::new();
+    /// cache.for_each(|k, entry| keys.push((*k, *entry.into_value())));
+    /// keys.sort();
+    /// assert_eq!(keys, [(1, "a"), (2, "b")]);
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(&K, Entry<&V>)) {
+        let now = self.now();
+        let windows = self.windows;
+        for shard in &*self.shards {
+            lock(shard).for_each(|k, slot| {
+                let age = now.saturating_sub(slot.fetched_at);
+                if age <= windows.retain {
+                    let freshness = if age <= windows.fresh { Freshness::Fresh } else { Freshness::Stale };
+                    f(k, Entry::new(&slot.value, slot.fetched_at, now, freshness));
+                }
+            });
+        }
+    }
+
+    /// How many entries the cache holds, dead ones not yet dropped included.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight held: the sum of the weigher over every entry, or
+    /// the entry count without a weigher.
+    pub fn weight(&self) -> u64 {
+        self.shards.iter().map(|s| lock(s).weight()).sum()
+    }
+
+    /// Counters and sizes, summed over the shards.
+    pub fn stats(&self) -> CacheStats {
+        let mut tally = Tally::default();
+        let mut stats = CacheStats::default();
+        for shard in &*self.shards {
+            let shard = lock(shard);
+            tally += &shard.tally;
+            stats.len += shard.len();
+            stats.weight += shard.weight();
+        }
+        tally.add_to(&mut stats);
+        stats
+    }
+
+    /// The maximum number of entries.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The bound on total weight, if a weigher was given.
+    pub fn max_weight(&self) -> Option<u64> {
+        self.max_weight
+    }
+
+    /// The freshness policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// How many shards the keys are spread over.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The clock's current reading, in nanoseconds since the epoch.
+    #[inline]
+    fn now(&self) -> u64 {
+        to_unix_nanos(self.clock.now())
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<K, V, S>> {
+        // hashbrown indexes buckets with the low bits and tags them with the
+        // top seven, so the shard is chosen from bits that neither uses.
+        let index = (hash >> 32) as usize & self.shard_mask;
+        lock(&self.shards[index])
+    }
+
+    fn report(&self, tally: &Tally) {
+        if let Some(observer) = &self.observer {
+            tally.report(observer.as_ref());
+        }
+    }
+
+    fn report_one(&self, event: Event, count: u64) {
+        if let (Some(observer), 1..) = (&self.observer, count) {
+            observer.record(event, count);
+        }
+    }
+}
+
+/// The parts of a cache that the builder hands over unchanged.
+pub(crate) struct CacheParts<K, V, S> {
+    pub(crate) hasher: S,
+    pub(crate) policy: Policy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) weigher: Option<crate::shard::Weigher<K, V>>,
+}
+
+/// Shard `i`'s share of `total` split `n` ways, the remainder going to the
+/// first shards.
+fn share(total: u64, n: u64, i: u64) -> u64 {
+    total / n + u64::from(i < total % n)
+}
+
+/// Locks a shard. A panic in a caller's predicate or weigher poisons the
+/// lock but leaves the map consistent (hashlink never leaves a half-moved
+/// node), so the cache recovers instead of failing every later call.
+#[inline]
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The text a literal pattern matches: its source with escapes removed.
+fn unescape_literal(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("max_weight", &self.max_weight)
+            .field("shards", &self.shards.len())
+            .field("policy", &self.policy)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,70 @@
+//! A concurrent in-memory LRU cache whose entries go stale with age.
+//!
+//! `cache-core` is the memory tier of the positions cache, and a library in
+//! its own right. It keeps at most a fixed number of entries (and optionally
+//! a bounded total weight), evicts the least recently used in O(1), and
+//! remembers for every entry when its value was fetched. A read classifies
+//! the entry by age against a [`Policy`] with three windows:
+//!
+//! - **fresh** for the TTL;
+//! - **stale-while-revalidate**: still returned by [`Cache::get`], marked
+//!   [`Freshness::Stale`], so the caller can serve it at once and refresh it
+//!   in the background;
+//! - **stale-if-error**: returned only by [`Cache::get_fail_safe`], for when
+//!   a fresh load has failed and old data beats an error.
+//!
+//! `fetched_at` is wall-clock time, so an entry keeps its true age when it
+//! travels through a shared tier to another process. Time comes from a
+//! [`Clock`]; tests use [`ManualClock`] and never sleep.
+//!
+//! Everything the cache does is counted ([`CacheStats`]) and can be heard as
+//! it happens through an [`Observer`], which is how a metrics exporter hooks
+//! in without this crate depending on one.
+//!
+//! What it is not: it does no I/O, spawns no thread or task, and knows
+//! nothing of async runtimes, Redis or metrics libraries. Loading values,
+//! refreshing stale ones and sharing a load between concurrent callers
+//! belong to the layer above.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use cache_core::{Cache, ManualClock, Policy};
+//!
+//! let clock = ManualClock::starting_now();
+//! let cache = Cache::builder(2)
+//!     .policy(Policy::new(Duration::from_secs(60)).stale_while_revalidate(Duration::from_secs(60)))
+//!     .shards(1)
+//!     .clock(clock.clone())
+//!     .build();
+//!
+//! cache.insert("a", 1);
+//! cache.insert("b", 2);
+//! cache.get("a"); // "a" is now the most recently used
+//! cache.insert("c", 3); // evicts "b"
+//! assert!(cache.get("b").is_none());
+//!
+//! clock.advance(Duration::from_secs(61));
+//! let a = cache.get("a").unwrap();
+//! assert!(a.is_stale());
+//!
+//! let stats = cache.stats();
+//! assert_eq!((stats.hits, stats.stale_hits, stats.misses, stats.evictions), (1, 1, 1, 1));
+//! ```
+
+mod builder;
+mod cache;
+mod clock;
+mod entry;
+pub mod glob;
+mod policy;
+mod shard;
+mod stats;
+
+pub use builder::CacheBuilder;
+pub use cache::Cache;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entry::Entry;
+pub use policy::{Freshness, Policy};
+pub use stats::{CacheStats, Event, Observer};

@@ -1,0 +1,194 @@
+//! The freshness policy: how an entry's age decides what a read gets.
+//!
+//! Three windows, each measured from the entry's `fetched_at`:
+//!
+//! | age of the entry                              | [`Cache::get`]                 | [`Cache::get_fail_safe`] |
+//! | --------------------------------------------- | ------------------------------ | ------------------------ |
+//! | up to `ttl`                                   | the value, [`Freshness::Fresh`] | the same                |
+//! | up to `ttl + stale_while_revalidate`          | the value, [`Freshness::Stale`] | the same                |
+//! | up to `ttl + stale_if_error`                  | nothing: a miss                | the value, [`Freshness::Stale`] |
+//! | older than every window ([`Policy::retention`]) | nothing; the entry is dropped | nothing                  |
+//!
+//! The caller decides what "stale" triggers (the positions service starts one
+//! background refresh); the cache only reports it.
+//!
+//! [`Cache::get`]: crate::Cache::get
+//! [`Cache::get_fail_safe`]: crate::Cache::get_fail_safe
+
+use std::time::Duration;
+
+use crate::clock::duration_nanos;
+
+/// How long entries stay fresh, and how long past that they may still be
+/// served.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_core::Policy;
+///
+/// let policy = Policy::new(Duration::from_secs(900))
+///     .stale_while_revalidate(Duration::from_secs(3600))
+///     .stale_if_error(Duration::from_secs(86_400));
+/// assert_eq!(policy.retention(), Duration::from_secs(900 + 86_400));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    ttl: Duration,
+    stale_while_revalidate: Duration,
+    stale_if_error: Duration,
+}
+
+impl Policy {
+    /// A policy whose entries are fresh for `ttl` and never served stale.
+    pub const fn new(ttl: Duration) -> Self {
+        Self { ttl, stale_while_revalidate: Duration::ZERO, stale_if_error: Duration::ZERO }
+    }
+
+    /// A policy under which entries never go stale: the cache is a plain LRU.
+    pub const fn never_stale() -> Self {
+        Self::new(Duration::MAX)
+    }
+
+    /// Sets how long past the TTL [`Cache::get`](crate::Cache::get) still
+    /// returns an entry, marked stale.
+    #[must_use]
+    pub const fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = window;
+        self
+    }
+
+    /// Sets how long past the TTL
+    /// [`Cache::get_fail_safe`](crate::Cache::get_fail_safe) still returns an
+    /// entry, for use when a fresh load has failed.
+    #[must_use]
+    pub const fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// The fresh window.
+    pub const fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The stale-while-revalidate window, counted from the end of the TTL.
+    pub const fn stale_while_revalidate_window(&self) -> Duration {
+        self.stale_while_revalidate
+    }
+
+    /// The stale-if-error window, counted from the end of the TTL.
+    pub const fn stale_if_error_window(&self) -> Duration {
+        self.stale_if_error
+    }
+
+    /// How long an entry is worth keeping at all: the TTL plus the longer of
+    /// the two stale windows. A shared tier should expire entries after this.
+    pub fn retention(&self) -> Duration {
+        self.ttl.saturating_add(self.stale_while_revalidate.max(self.stale_if_error))
+    }
+
+    /// Classifies an entry of the given age.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Freshness, Policy};
+    ///
+    /// let policy = Policy::new(Duration::from_secs(10))
+    ///     .stale_while_revalidate(Duration::from_secs(5));
+    /// assert_eq!(policy.freshness(Duration::from_secs(10)), Freshness::Fresh);
+    /// assert_eq!(policy.freshness(Duration::from_secs(11)), Freshness::Stale);
+    /// assert_eq!(policy.freshness(Duration::from_secs(16)), Freshness::Expired);
+    /// ```
+    pub fn freshness(&self, age: Duration) -> Freshness {
+        Windows::from(self).classify(duration_nanos(age))
+    }
+}
+
+/// What an entry's age makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Freshness {
+    /// Within the TTL.
+    Fresh,
+    /// Past the TTL, within a stale window: servable, but due for a refresh.
+    Stale,
+    /// Past every window that [`Cache::get`](crate::Cache::get) honours. An
+    /// entry can only be seen in this state through
+    /// [`Policy::freshness`]; reads never return it.
+    Expired,
+}
+
+impl Freshness {
+    /// Whether the entry is past its TTL.
+    pub const fn is_stale(self) -> bool {
+        !matches!(self, Self::Fresh)
+    }
+}
+
+/// The policy in nanoseconds, precomputed so that a lookup is three integer
+/// comparisons.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    /// End of the fresh window.
+    pub(crate) fresh: u64,
+    /// End of the window in which `get` serves stale data.
+    pub(crate) serve_stale: u64,
+    /// End of every window: `get_fail_safe` serves an entry up to here, and
+    /// past it the entry is dead and may be dropped.
+    pub(crate) retain: u64,
+}
+
+impl Windows {
+    #[inline]
+    pub(crate) fn classify(&self, age: u64) -> Freshness {
+        if age <= self.fresh {
+            Freshness::Fresh
+        } else if age <= self.serve_stale {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
+        }
+    }
+}
+
+impl From<&Policy> for Windows {
+    fn from(p: &Policy) -> Self {
+        let fresh = duration_nanos(p.ttl);
+        let serve_stale = fresh.saturating_add(duration_nanos(p.stale_while_revalidate));
+        let fail_safe = fresh.saturating_add(duration_nanos(p.stale_if_error));
+        Self { fresh, serve_stale, retain: serve_stale.max(fail_safe) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_edges_belong_to_the_earlier_window() {
+        let p = Policy::new(Duration::from_secs(10))
+            .stale_while_revalidate(Duration::from_secs(5))
+            .stale_if_error(Duration::from_secs(20));
+        let w = Windows::from(&p);
+        let s = 1_000_000_000;
+        assert_eq!(w.classify(0), Freshness::Fresh);
+        assert_eq!(w.classify(10 * s), Freshness::Fresh);
+        assert_eq!(w.classify(10 * s + 1), Freshness::Stale);
+        assert_eq!(w.classify(15 * s), Freshness::Stale);
+        assert_eq!(w.classify(15 * s + 1), Freshness::Expired);
+        assert_eq!(w.retain, 30 * s);
+        assert_eq!(p.retention(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn huge_windows_saturate_instead_of_wrapping() {
+        let p = Policy::never_stale().stale_while_revalidate(Duration::MAX);
+        let w = Windows::from(&p);
+        assert_eq!(w.retain, u64::MAX);
+        assert_eq!(w.classify(u64::MAX), Freshness::Fresh);
+        assert_eq!(p.retention(), Duration::MAX);
+    }
+}

@@ -1,0 +1,265 @@
+//! One shard: an exact LRU over its share of the keys, behind one lock.
+//!
+//! The shard owns the bookkeeping that must change together with the map:
+//! the total weight and the event counts. Everything here runs under the
+//! shard's lock and does no allocation of its own beyond the map's, so the
+//! critical sections stay a few pointer updates long. Values that leave the
+//! shard are handed back to the caller to drop after the lock is released.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use hashlink::LruCache;
+use hashlink::linked_hash_map::RawEntryMut;
+
+use crate::policy::Windows;
+use crate::stats::{Event, Tally};
+
+/// Gives an entry its weight; see [`CacheBuilder::weigher`](crate::CacheBuilder::weigher).
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+
+/// A value and when it was fetched, in nanoseconds since the Unix epoch.
+#[derive(Debug)]
+pub(crate) struct Slot<V> {
+    pub(crate) value: V,
+    pub(crate) fetched_at: u64,
+}
+
+pub(crate) struct Shard<K, V, S> {
+    map: LruCache<K, Slot<V>, S>,
+    capacity: usize,
+    max_weight: u64,
+    weight: u64,
+    weigher: Option<Weigher<K, V>>,
+    windows: Windows,
+    pub(crate) tally: Tally,
+}
+
+/// Which kind of read: they differ in how old an entry they serve, whether
+/// they count, and whether they update recency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// Serves within the stale-while-revalidate window; counts; touches.
+    Get,
+    /// Serves anything not yet dead; counts; touches.
+    FailSafe,
+    /// Serves within the stale-while-revalidate window; silent; no touch.
+    Peek,
+}
+
+/// Entries that left the shard during one operation, to be dropped after the
+/// lock is released. The common case of one eviction needs no allocation.
+pub(crate) struct Removed<K, V> {
+    first: Option<(K, V)>,
+    rest: Vec<(K, V)>,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) const fn none() -> Self {
+        Self { first: None, rest: Vec::new() }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push(&mut self, key: K, value: V) {
+        if self.first.is_none() {
+            self.first = Some((key, value));
+        } else {
+            self.rest.push((key, value));
+        }
+    }
+}
+
+impl<K, V, S> Shard<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    pub(crate) fn new(
+        capacity: usize,
+        max_weight: u64,
+        hasher: S,
+        weigher: Option<Weigher<K, V>>,
+        windows: Windows,
+    ) -> Self {
+        Self {
+            // The shard enforces its own bounds so that it can count each
+            // eviction and bound weight too; hashlink's own bound stays off.
+            map: LruCache::with_hasher(usize::MAX, hasher),
+            capacity,
+            max_weight,
+            weight: 0,
+            weigher,
+            windows,
+            tally: Tally::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// The weight of one entry: 1 without a weigher.
+    #[inline]
+    fn weigh(&self, key: &K, value: &V) -> u64 {
+        self.weigher.as_ref().map_or(1, |w| w(key, value))
+    }
+
+    /// Looks `key` up as of `now` (nanoseconds since the epoch).
+    ///
+    /// Returns what was found and the event it counts as (a peek's event is
+    /// not counted). A dead entry found on the way is moved into `removed`
+    /// and counted as an expiration.
+    #[inline]
+    pub(crate) fn read<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        mode: ReadMode,
+        removed: &mut Removed<K, V>,
+    ) -> (Option<Slot<V>>, Event)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let limit = match mode {
+            ReadMode::Get | ReadMode::Peek => self.windows.serve_stale,
+            ReadMode::FailSafe => self.windows.retain,
+        };
+        let (found, event) = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
+            RawEntryMut::Occupied(mut occupied) => {
+                let slot = occupied.get();
+                let age = now.saturating_sub(slot.fetched_at);
+                if age <= limit {
+                    let found = Slot { value: slot.value.clone(), fetched_at: slot.fetched_at };
+                    let event = if age <= self.windows.fresh { Event::Hit } else { Event::StaleHit };
+                    if mode != ReadMode::Peek {
+                        occupied.to_back();
+                    }
+                    (Some(found), event)
+                } else if age > self.windows.retain && mode != ReadMode::Peek {
+                    let (k, slot) = occupied.remove_entry();
+                    self.weight = self.weight.saturating_sub(self.weigh(&k, &slot.value));
+                    self.tally.add(Event::Expiration, 1);
+                    removed.push(k, slot.value);
+                    (None, Event::Miss)
+                } else {
+                    (None, Event::Miss)
+                }
+            }
+            RawEntryMut::Vacant(_) => (None, Event::Miss),
+        };
+        if mode != ReadMode::Peek {
+            self.tally.add(event, 1);
+        }
+        (found, event)
+    }
+
+    /// Stores `value` under `key` and evicts from the least recently used
+    /// end until the shard is within its bounds again. `now` tells evicted
+    /// entries that were already dead (counted as expirations) from live ones.
+    /// Returns the events the insert caused.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        fetched_at: u64,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) -> Tally {
+        let mut events = Tally::default();
+        let weight = self.weigh(&key, &value);
+        if weight > self.max_weight {
+            // It could never fit: storing it would flush the shard and then
+            // evict it anyway. Drop it, and any older value it replaces, since
+            // serving that older value would be wrong.
+            if let Some((k, old)) = self.map.remove_entry(&key) {
+                self.weight = self.weight.saturating_sub(self.weigh(&k, &old.value));
+                removed.push(k, old.value);
+            }
+            removed.push(key, value);
+            events.add(Event::Eviction, 1);
+            self.tally += &events;
+            return events;
+        }
+        events.add(Event::Insertion, 1);
+        let slot = Slot { value, fetched_at };
+        match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
+            RawEntryMut::Occupied(mut occupied) => {
+                let old = std::mem::replace(occupied.get_mut(), slot);
+                occupied.to_back();
+                let old_weight = self.weigh(&key, &old.value);
+                self.weight = self.weight.saturating_sub(old_weight).saturating_add(weight);
+                removed.push(key, old.value);
+            }
+            RawEntryMut::Vacant(vacant) => {
+                vacant.insert_hashed_nocheck(hash, key, slot);
+                self.weight = self.weight.saturating_add(weight);
+            }
+        }
+        while self.map.len() > self.capacity || self.weight > self.max_weight {
+            let Some((k, old)) = self.map.remove_lru() else {
+                break;
+            };
+            let dead = now.saturating_sub(old.fetched_at) > self.windows.retain;
+            events.add(if dead { Event::Expiration } else { Event::Eviction }, 1);
+            self.weight = self.weight.saturating_sub(self.weigh(&k, &old.value));
+            removed.push(k, old.value);
+        }
+        self.tally += &events;
+        events
+    }
+
+    /// Removes `key`, counting an invalidation if it was there.
+    pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
+            RawEntryMut::Occupied(occupied) => {
+                let (k, slot) = occupied.remove_entry();
+                self.weight = self.weight.saturating_sub(self.weigh(&k, &slot.value));
+                self.tally.add(Event::Invalidation, 1);
+                Some((k, slot.value))
+            }
+            RawEntryMut::Vacant(_) => None,
+        }
+    }
+
+    /// Drops every entry for which `drop_it` says so, counting each as
+    /// `event`; returns how many went.
+    pub(crate) fn remove_where(&mut self, event: Event, mut drop_it: impl FnMut(&K, &Slot<V>) -> bool) -> usize {
+        let before = self.map.len();
+        let mut weight = self.weight;
+        let weigher = self.weigher.as_ref();
+        self.map.retain(|k, slot| {
+            let go = drop_it(k, slot);
+            if go {
+                weight = weight.saturating_sub(weigher.map_or(1, |w| w(k, &slot.value)));
+            }
+            !go
+        });
+        self.weight = weight;
+        let gone = before - self.map.len();
+        self.tally.add(event, gone as u64);
+        gone
+    }
+
+    /// Visits entries from least to most recently used.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &Slot<V>)) {
+        for (k, slot) in &self.map {
+            f(k, slot);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! `cargo xtask ci`: the checks CI runs, in the order that fails fastest.
+
+use anyhow::{Result, bail};
+
+use crate::cmd::{cargo, on_path, run};
+
+pub(crate) fn run_ci(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        bail!("`ci` takes no arguments, got {arg:?}");
+    }
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    if on_path("cargo-nextest") {
+        run(cargo().args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]))?;
+    } else {
+        eprintln!("cargo-nextest is not installed; running the tests with cargo test");
+        run(cargo().args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"]))?;
+    }
+    // nextest does not run doc tests; they run last so that the output ends
+    // with the test runner's own summary.
+    run(cargo().args(["test", "--workspace", "--locked", "--doc"]))
+}
