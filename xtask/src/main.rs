@@ -3,6 +3,7 @@
 //! One place for the commands a developer or CI runs, so that "green here"
 //! means "green in CI": `cargo xtask ci` is exactly what `.ci/run` calls.
 
+mod bench;
 mod ci;
 mod cmd;
 
@@ -14,6 +15,8 @@ cargo xtask <command>
 commands:
   ci       everything CI checks: rustfmt, clippy (warnings denied), docs
            (warnings denied), every test including doc tests
+  bench    every benchmark, against its peers; rewrites docs/benchmarks.md
+           (--quick: a short, noisier pass of all of it)
   help     this text
 ";
 
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("ci") => ci::run_ci(&args[1..]),
+        Some("bench") => bench::run_bench(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");
             return ExitCode::from(2);

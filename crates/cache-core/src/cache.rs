@@ -4,17 +4,18 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hashlink::DefaultHashBuilder;
 
 use crate::builder::CacheBuilder;
-use crate::clock::{Clock, to_unix_nanos};
+use crate::clock::{ClockSource, to_unix_nanos};
 use crate::entry::Entry;
 use crate::glob::{Pattern, PatternError};
+use crate::lock::{ShardGuard, ShardLock};
 use crate::policy::{Freshness, Policy, Windows};
-use crate::shard::{ReadMode, Removed, Shard};
+use crate::shard::{Read, ReadMode, Removed, Shard};
 use crate::stats::{CacheStats, Event, Observer, Tally};
 
 /// A concurrent LRU cache whose entries go stale with age.
@@ -64,11 +65,11 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     windows: Windows,
     capacity: usize,
     max_weight: Option<u64>,
-    clock: Arc<dyn Clock>,
+    clock: ClockSource,
     observer: Option<Arc<dyn Observer>>,
 }
 
-type LockedShard<K, V, S> = Padded<Mutex<Shard<K, V, S>>>;
+type LockedShard<K, V, S> = Padded<ShardLock<Shard<K, V, S>>>;
 
 /// Keeps each shard's lock on its own cache lines so that threads working on
 /// different shards do not contend through false sharing.
@@ -129,7 +130,7 @@ where
                 let weight_share = max_weight.map_or(u64::MAX, |w| share(w, shard_count as u64, i as u64));
                 let capacity_share =
                     usize::try_from(share(capacity as u64, shard_count as u64, i as u64)).unwrap_or(usize::MAX);
-                Padded(Mutex::new(Shard::new(
+                Padded(ShardLock::new(Shard::new(
                     capacity_share,
                     weight_share,
                     parts.hasher.clone(),
@@ -192,16 +193,14 @@ where
     {
         let hash = self.hasher.hash_one(key);
         let now = self.now();
-        let mut removed = Removed::none();
-        let (found, event) = self.shard(hash).read(hash, key, now, mode, &mut removed);
-        let expired = !removed.is_empty();
-        drop(removed);
+        let Read { found, event, expired } = self.shard(hash).read(hash, key, now, mode);
         if let (ReadMode::Get | ReadMode::FailSafe, Some(observer)) = (mode, &self.observer) {
             observer.record(event, 1);
-            if expired {
+            if expired.is_some() {
                 observer.record(Event::Expiration, 1);
             }
         }
+        drop(expired);
         let freshness = if event == Event::Hit { Freshness::Fresh } else { Freshness::Stale };
         found.map(|slot| Entry::new(slot.value, slot.fetched_at, now, freshness))
     }
@@ -431,11 +430,11 @@ where
     /// The clock's current reading, in nanoseconds since the epoch.
     #[inline]
     fn now(&self) -> u64 {
-        to_unix_nanos(self.clock.now())
+        self.clock.unix_nanos()
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<K, V, S>> {
+    fn shard(&self, hash: u64) -> ShardGuard<'_, Shard<K, V, S>> {
         // hashbrown indexes buckets with the low bits and tags them with the
         // top seven, so the shard is chosen from bits that neither uses.
         let index = (hash >> 32) as usize & self.shard_mask;
@@ -459,7 +458,7 @@ where
 pub(crate) struct CacheParts<K, V, S> {
     pub(crate) hasher: S,
     pub(crate) policy: Policy,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: ClockSource,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) weigher: Option<crate::shard::Weigher<K, V>>,
 }
@@ -470,12 +469,12 @@ fn share(total: u64, n: u64, i: u64) -> u64 {
     total / n + u64::from(i < total % n)
 }
 
-/// Locks a shard. A panic in a caller's predicate or weigher poisons the
-/// lock but leaves the map consistent (hashlink never leaves a half-moved
-/// node), so the cache recovers instead of failing every later call.
+/// Locks a shard. A panic in a caller's predicate or weigher unwinds
+/// through the guard and unlocks; hashlink never leaves a half-moved node,
+/// so the shard stays consistent and the cache usable.
 #[inline]
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(shard: &ShardLock<T>) -> ShardGuard<'_, T> {
+    shard.lock()
 }
 
 /// The text a literal pattern matches: its source with escapes removed.

@@ -42,6 +42,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current wall-clock time.
     fn now(&self) -> SystemTime;
+
+    /// The current wall-clock time in nanoseconds since the Unix epoch, zero
+    /// before it. The cache calls this one on its hot paths; override it
+    /// when the clock can answer without building a `SystemTime`.
+    fn unix_nanos(&self) -> u64 {
+        to_unix_nanos(self.now())
+    }
 }
 
 /// The system's wall clock, read the cheapest way the platform allows.
@@ -65,22 +72,25 @@ pub trait Clock: Send + Sync + fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        from_unix_nanos(self.unix_nanos())
+    }
+
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     #[inline]
-    fn now(&self) -> SystemTime {
+    fn unix_nanos(&self) -> u64 {
         use rustix::time::{ClockId, clock_gettime};
         let ts = clock_gettime(ClockId::RealtimeCoarse);
-        // A clock set before 1970 is not worth a branch per read; such a time
-        // reads as the epoch itself.
+        // A clock set before 1970 reads as the epoch itself.
         let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-        let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
-        UNIX_EPOCH + Duration::new(secs, nanos)
+        let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+        secs.saturating_mul(1_000_000_000).saturating_add(nanos)
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     #[inline]
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
+    fn unix_nanos(&self) -> u64 {
+        to_unix_nanos(SystemTime::now())
     }
 }
 
@@ -129,7 +139,30 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        from_unix_nanos(self.nanos_since_epoch.load(Ordering::SeqCst))
+        from_unix_nanos(self.unix_nanos())
+    }
+
+    fn unix_nanos(&self) -> u64 {
+        self.nanos_since_epoch.load(Ordering::SeqCst)
+    }
+}
+
+/// The clock a cache reads: the system clock by static dispatch (an
+/// indirect call costs a measurable share of a get), or any other through a
+/// trait object.
+#[derive(Debug, Clone)]
+pub(crate) enum ClockSource {
+    System,
+    Custom(Arc<dyn Clock>),
+}
+
+impl ClockSource {
+    #[inline]
+    pub(crate) fn unix_nanos(&self) -> u64 {
+        match self {
+            Self::System => SystemClock.unix_nanos(),
+            Self::Custom(clock) => clock.unix_nanos(),
+        }
     }
 }
 
@@ -173,6 +206,15 @@ mod tests {
         assert_eq!(clock.now(), start + Duration::from_millis(1500));
         clock.set(start - Duration::from_secs(5));
         assert_eq!(clock.now(), start - Duration::from_secs(5));
+    }
+
+    #[test]
+    fn both_readings_of_a_clock_agree() {
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::new(42, 7));
+        assert_eq!(clock.unix_nanos(), 42_000_000_007);
+        assert_eq!(from_unix_nanos(clock.unix_nanos()), clock.now());
+        let (a, b) = (SystemClock.unix_nanos(), to_unix_nanos(SystemClock.now()));
+        assert!(b >= a && b - a < 1_000_000_000, "{a} vs {b}");
     }
 
     #[test]

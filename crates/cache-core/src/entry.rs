@@ -30,19 +30,17 @@ use crate::policy::Freshness;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<V> {
     value: V,
-    fetched_at: SystemTime,
-    age: Duration,
+    // Kept as integers: a read that only looks at the value and freshness
+    // should not pay for building a `SystemTime` and a `Duration`.
+    fetched_at_nanos: u64,
+    age_nanos: u64,
     freshness: Freshness,
 }
 
 impl<V> Entry<V> {
+    #[inline]
     pub(crate) fn new(value: V, fetched_at_nanos: u64, now_nanos: u64, freshness: Freshness) -> Self {
-        Self {
-            value,
-            fetched_at: from_unix_nanos(fetched_at_nanos),
-            age: Duration::from_nanos(now_nanos.saturating_sub(fetched_at_nanos)),
-            freshness,
-        }
+        Self { value, fetched_at_nanos, age_nanos: now_nanos.saturating_sub(fetched_at_nanos), freshness }
     }
 
     /// The cached value.
@@ -57,13 +55,13 @@ impl<V> Entry<V> {
 
     /// When the value was fetched from its source.
     pub fn fetched_at(&self) -> SystemTime {
-        self.fetched_at
+        from_unix_nanos(self.fetched_at_nanos)
     }
 
     /// How old the value was when it was read; zero if `fetched_at` lies in
     /// the future (a clock ahead on another replica).
     pub fn age(&self) -> Duration {
-        self.age
+        Duration::from_nanos(self.age_nanos)
     }
 
     /// Whether the value was fresh or stale when it was read.

@@ -58,6 +58,7 @@ mod cache;
 mod clock;
 mod entry;
 pub mod glob;
+mod lock;
 mod policy;
 mod shard;
 mod stats;

@@ -48,6 +48,16 @@ pub(crate) enum ReadMode {
     Peek,
 }
 
+/// What [`Shard::read`] found.
+pub(crate) struct Read<K, V> {
+    /// The value, if it was servable under the read's mode.
+    pub(crate) found: Option<Slot<V>>,
+    /// A hit, a stale hit or a miss.
+    pub(crate) event: Event,
+    /// A dead entry the read dropped.
+    pub(crate) expired: Option<(K, V)>,
+}
+
 /// Entries that left the shard during one operation, to be dropped after the
 /// lock is released. The common case of one eviction needs no allocation.
 pub(crate) struct Removed<K, V> {
@@ -58,10 +68,6 @@ pub(crate) struct Removed<K, V> {
 impl<K, V> Removed<K, V> {
     pub(crate) const fn none() -> Self {
         Self { first: None, rest: Vec::new() }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
     }
 
     fn push(&mut self, key: K, value: V) {
@@ -115,17 +121,10 @@ where
     /// Looks `key` up as of `now` (nanoseconds since the epoch).
     ///
     /// Returns what was found and the event it counts as (a peek's event is
-    /// not counted). A dead entry found on the way is moved into `removed`
-    /// and counted as an expiration.
+    /// not counted). A dead entry found on the way is removed, counted as an
+    /// expiration and handed back to be dropped outside the lock.
     #[inline]
-    pub(crate) fn read<Q>(
-        &mut self,
-        hash: u64,
-        key: &Q,
-        now: u64,
-        mode: ReadMode,
-        removed: &mut Removed<K, V>,
-    ) -> (Option<Slot<V>>, Event)
+    pub(crate) fn read<Q>(&mut self, hash: u64, key: &Q, now: u64, mode: ReadMode) -> Read<K, V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -135,6 +134,7 @@ where
             ReadMode::Get | ReadMode::Peek => self.windows.serve_stale,
             ReadMode::FailSafe => self.windows.retain,
         };
+        let mut expired = None;
         let (found, event) = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
             RawEntryMut::Occupied(mut occupied) => {
                 let slot = occupied.get();
@@ -150,7 +150,7 @@ where
                     let (k, slot) = occupied.remove_entry();
                     self.weight = self.weight.saturating_sub(self.weigh(&k, &slot.value));
                     self.tally.add(Event::Expiration, 1);
-                    removed.push(k, slot.value);
+                    expired = Some((k, slot.value));
                     (None, Event::Miss)
                 } else {
                     (None, Event::Miss)
@@ -161,7 +161,7 @@ where
         if mode != ReadMode::Peek {
             self.tally.add(event, 1);
         }
-        (found, event)
+        Read { found, event, expired }
     }
 
     /// Stores `value` under `key` and evicts from the least recently used

@@ -1,0 +1,200 @@
+//! A one-shard cache checked against a plain model of an LRU with staleness
+//! windows, over random sequences of operations and clock advances.
+//!
+//! The model is deliberately naive (a vector in recency order, linear
+//! searches) so that it is obviously right; the cache must agree with it on
+//! every returned value, freshness and age, on its length, and on every
+//! counter.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cache_core::{Cache, CacheStats, Freshness, ManualClock, Policy};
+use proptest::prelude::*;
+
+const CAPACITY: usize = 4;
+const TTL: u64 = 10;
+const SWR: u64 = 5;
+const SIE: u64 = 20;
+const SERVE_STALE: u64 = TTL + SWR;
+const RETAIN: u64 = TTL + SIE;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u8, u32),
+    /// Insert with `fetched_at` this many seconds before now (negative: ahead).
+    InsertAt(u8, u32, i64),
+    Get(u8),
+    GetFailSafe(u8),
+    Peek(u8),
+    Invalidate(u8),
+    InvalidateIfValueBelow(u32),
+    PurgeExpired,
+    Clear,
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0_u8..8;
+    prop_oneof![
+        4 => (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => (key.clone(), any::<u32>(), -5_i64..40).prop_map(|(k, v, s)| Op::InsertAt(k, v, s)),
+        5 => key.clone().prop_map(Op::Get),
+        2 => key.clone().prop_map(Op::GetFailSafe),
+        2 => key.clone().prop_map(Op::Peek),
+        1 => key.prop_map(Op::Invalidate),
+        1 => any::<u32>().prop_map(Op::InvalidateIfValueBelow),
+        1 => Just(Op::PurgeExpired),
+        1 => Just(Op::Clear),
+        3 => (0_u64..12).prop_map(Op::Advance),
+    ]
+}
+
+/// The obviously correct version: entries least recently used first.
+#[derive(Debug, Default)]
+struct Model {
+    now: u64,
+    entries: Vec<(u8, u32, u64)>,
+    stats: CacheStats,
+}
+
+/// What a read returned: value, freshness and age in seconds.
+type Read = Option<(u32, Freshness, u64)>;
+
+impl Model {
+    fn position(&self, k: u8) -> Option<usize> {
+        self.entries.iter().position(|e| e.0 == k)
+    }
+
+    fn age(&self, fetched_at: u64) -> u64 {
+        self.now.saturating_sub(fetched_at)
+    }
+
+    fn insert(&mut self, k: u8, v: u32, fetched_at: u64) {
+        self.stats.insertions += 1;
+        if let Some(i) = self.position(k) {
+            self.entries.remove(i);
+        }
+        self.entries.push((k, v, fetched_at));
+        while self.entries.len() > CAPACITY {
+            let (_, _, fetched) = self.entries.remove(0);
+            if self.age(fetched) > RETAIN {
+                self.stats.expirations += 1;
+            } else {
+                self.stats.evictions += 1;
+            }
+        }
+    }
+
+    fn read(&mut self, k: u8, limit: u64, counted: bool) -> Read {
+        let Some(i) = self.position(k) else {
+            self.stats.misses += u64::from(counted);
+            return None;
+        };
+        let (_, v, fetched) = self.entries[i];
+        let age = self.age(fetched);
+        if age <= limit {
+            let freshness = if age <= TTL { Freshness::Fresh } else { Freshness::Stale };
+            if counted {
+                if freshness == Freshness::Fresh {
+                    self.stats.hits += 1;
+                } else {
+                    self.stats.stale_hits += 1;
+                }
+                let e = self.entries.remove(i);
+                self.entries.push(e);
+            }
+            return Some((v, freshness, age));
+        }
+        if counted {
+            self.stats.misses += 1;
+            if age > RETAIN {
+                self.entries.remove(i);
+                self.stats.expirations += 1;
+            }
+        }
+        None
+    }
+
+    fn remove_where(&mut self, mut go: impl FnMut(&(u8, u32, u64)) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|e| !go(e));
+        before - self.entries.len()
+    }
+}
+
+fn read(entry: Option<cache_core::Entry<u32>>) -> Read {
+    entry.map(|e| (*e.value(), e.freshness(), e.age().as_secs()))
+}
+
+fn secs(t: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(t)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn one_shard_cache_matches_the_model(ops in prop::collection::vec(op(), 1..120)) {
+        let start = 1_000_000;
+        let clock = ManualClock::new(secs(start));
+        let policy = Policy::new(Duration::from_secs(TTL))
+            .stale_while_revalidate(Duration::from_secs(SWR))
+            .stale_if_error(Duration::from_secs(SIE));
+        let cache: Cache<u8, u32> = Cache::builder(CAPACITY).shards(1).policy(policy).clock(clock.clone()).build();
+        let mut model = Model { now: start, ..Model::default() };
+
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => {
+                    cache.insert(k, v);
+                    model.insert(k, v, model.now);
+                }
+                Op::InsertAt(k, v, ago) => {
+                    let fetched_at = model.now.saturating_add_signed(-ago);
+                    cache.insert_at(k, v, secs(fetched_at));
+                    model.insert(k, v, fetched_at);
+                }
+                Op::Get(k) => prop_assert_eq!(read(cache.get(&k)), model.read(k, SERVE_STALE, true), "get({})", k),
+                Op::GetFailSafe(k) => {
+                    prop_assert_eq!(read(cache.get_fail_safe(&k)), model.read(k, RETAIN, true), "get_fail_safe({})", k);
+                }
+                Op::Peek(k) => prop_assert_eq!(read(cache.peek(&k)), model.read(k, SERVE_STALE, false), "peek({})", k),
+                Op::Invalidate(k) => {
+                    let expected = model.remove_where(|e| e.0 == k);
+                    model.stats.invalidations += expected as u64;
+                    prop_assert_eq!(cache.invalidate(&k), expected == 1);
+                }
+                Op::InvalidateIfValueBelow(limit) => {
+                    let expected = model.remove_where(|e| e.1 < limit);
+                    model.stats.invalidations += expected as u64;
+                    prop_assert_eq!(cache.invalidate_if(|_, v| *v < limit), expected);
+                }
+                Op::PurgeExpired => {
+                    let now = model.now;
+                    let expected = model.remove_where(|e| now.saturating_sub(e.2) > RETAIN);
+                    model.stats.expirations += expected as u64;
+                    prop_assert_eq!(cache.purge_expired(), expected);
+                }
+                Op::Clear => {
+                    let expected = model.remove_where(|_| true);
+                    model.stats.invalidations += expected as u64;
+                    prop_assert_eq!(cache.clear(), expected);
+                }
+                Op::Advance(s) => {
+                    clock.advance(Duration::from_secs(s));
+                    model.now += s;
+                }
+            }
+            prop_assert_eq!(cache.len(), model.entries.len());
+            let mut order = Vec::new();
+            cache.for_each(|k, _| order.push(*k));
+            let live: Vec<u8> =
+                model.entries.iter().filter(|e| model.age(e.2) <= RETAIN).map(|e| e.0).collect();
+            prop_assert_eq!(order, live, "recency order of the entries still alive");
+        }
+        let mut expected = model.stats;
+        expected.len = model.entries.len();
+        expected.weight = model.entries.len() as u64;
+        prop_assert_eq!(cache.stats(), expected);
+    }
+}
