@@ -21,7 +21,7 @@ use std::cell::Cell;
 pub(crate) type ShardLock<T> = spin::mutex::SpinMutex<T, SpinThenYield>;
 
 /// Its guard.
-pub(crate) type ShardGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
+pub(crate) type ShardGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T, SpinThenYield>;
 
 /// Spins with the CPU's spin-wait hint, yielding the thread every 64 spins.
 #[derive(Debug)]
