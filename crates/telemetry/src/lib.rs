@@ -1,1 +1,122 @@
-//! TODO
+//! Prometheus metrics for the positions cache: one registry, the project's
+//! metric families, and typed handles to record into them.
+//!
+//! Every other crate that reports something (the HTTP service, the Redis
+//! tier, the refresh scheduler's adapter in the service) records through a
+//! shared [`Metrics`], built once with [`Metrics::new`] and passed around as
+//! an `Arc<Metrics>`. Its fields group the families by area
+//! ([`cache`](Metrics::cache), [`memory`](Metrics::memory),
+//! [`tier2`](Metrics::tier2), [`source`](Metrics::source),
+//! [`http`](Metrics::http)), and their methods take enums rather than free
+//! strings wherever the set of label values is closed, so a call site cannot
+//! invent a new series by accident. [`Metrics::encode`] renders everything
+//! as [OpenMetrics] text for `GET /metrics`, to be served with
+//! [`CONTENT_TYPE`].
+//!
+//! [`MemoryTierObserver`] adapts `cache-core`'s
+//! [`Observer`](cache_core::Observer) trait, so the memory tier's events
+//! reach Prometheus without `cache-core` knowing about any metrics library.
+//!
+//! What it is not: it serves no HTTP, spawns no task and depends on no async
+//! runtime, HTTP library or Redis client; the service owns the `/metrics`
+//! route and calls [`Metrics::encode`]. It decides no cache policy either:
+//! the service decides what a request counts as and reports it here.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use telemetry::{Lookup, Method, Metrics, Outcome, Source};
+//!
+//! let metrics = Arc::new(Metrics::new());
+//!
+//! // One request answered from the cache with stale data, which also starts
+//! // a background refresh.
+//! metrics.cache.record_lookup(Lookup::Stale);
+//! metrics.cache.record_refresh_started();
+//! metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(180));
+//! metrics.http.observe("/v4/positions/{wallet}", Method::Get, 200, Duration::from_micros(90));
+//!
+//! let text = metrics.encode();
+//! assert!(text.contains("\nposition_cache_hits_total 1\n"));
+//! assert!(text.contains("\nposition_cache_stale_serves_total 1\n"));
+//! assert!(text.contains("\nposition_cache_refresh_triggers_total 1\n"));
+//! assert!(text.contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 1"#));
+//! assert!(text.ends_with("# EOF\n"));
+//! ```
+//!
+//! # Metric reference
+//!
+//! Names as exposed (prometheus-client adds `_total` to counters). "Per
+//! request" counters are counted once per `GET /v4/positions/{wallet}` by the
+//! service, whichever tier answered.
+//!
+//! | name | type | labels | meaning |
+//! | --- | --- | --- | --- |
+//! | `position_cache_hits_total` | counter | | requests answered at once from the cache, fresh or stale (per request) |
+//! | `position_cache_misses_total` | counter | | requests that had to wait for a load from the source (per request) |
+//! | `position_cache_evictions_total` | counter | | tier-1 entries evicted to stay within `POSITION_CACHE_MAX` |
+//! | `position_cache_refresh_errors_total` | counter | | loads from the source that failed, background or foreground |
+//! | `position_cache_stale_serves_total` | counter | | requests answered at once with data past its TTL; each is also a hit (per request) |
+//! | `position_cache_refresh_triggers_total` | counter | | background refreshes started |
+//! | `position_cache_overload_rejections_total` | counter | | loads refused because the load queue was full (the request got a 503) |
+//! | `position_cache_active_refresh_tasks` | gauge | | background refreshes in flight now |
+//! | `position_cache_memory_events_total` | counter | `event`: `hit`, `stale_hit`, `miss`, `insertion`, `eviction`, `expiration`, `invalidation` | raw tier-1 (in-process LRU) events, one per cache operation outcome |
+//! | `position_cache_entries` | gauge | | wallets held in tier 1 now |
+//! | `position_cache_redis_hits_total` | counter | | tier-2 (Redis) reads that found a usable value |
+//! | `position_cache_redis_misses_total` | counter | | tier-2 reads that found nothing usable |
+//! | `position_cache_redis_errors_total` | counter | `op`: `get`, `set`, `delete`, `scan`, `connect`, `ping` | tier-2 operations that failed |
+//! | `position_cache_redis_corrupt_values_total` | counter | | tier-2 values that could not be decoded and were ignored |
+//! | `position_cache_redis_up` | gauge | | 1 while tier 2 answers, 0 while it does not or is not configured |
+//! | `position_cache_redis_breaker_state` | gauge | | tier-2 circuit breaker: 0 closed, 1 half-open, 2 open |
+//! | `position_source_fetch_duration_seconds` | histogram | `source`: `ledger`, `http`; `outcome`: `ok`, `error`, `timeout`, `panicked` | time to load one wallet from the source; buckets 1 ms to 10 s |
+//! | `http_requests_total` | counter | `route` (template), `method`, `status` | HTTP requests answered |
+//! | `http_request_duration_seconds` | histogram | `route` (template), `method`, `status` | time to answer an HTTP request; buckets 50 µs to 10 s |
+//!
+//! The hit rate that `/health` reports is `hits / (hits + misses)`
+//! ([`CacheCounts::hit_ratio`]); stale serves are a subset of hits, not a
+//! third outcome. `position_cache_memory_events_total` is what tier 1 saw,
+//! which differs from the per-request counters: a request that misses tier
+//! 1 but finds the wallet in Redis is a tier-1 `miss` and a request `hit`.
+//!
+//! # Cost on the hot path
+//!
+//! Counters and gauges are single atomics. Label sets that are closed and
+//! looked up on every cache read (`event`) or that operators alert on before
+//! the first occurrence (`op`) are resolved once, in [`Metrics::new`], into
+//! plain handles: recording into them takes no lock, and their series show
+//! zeros from the start. The other families (`http_*`,
+//! `position_source_fetch_duration_seconds`) look their label set up with
+//! prometheus-client's `Family::get_or_create`, which takes a read lock on
+//! the family's map (a write lock the first time a label set is seen); their
+//! label sets are small `Copy` values with `&'static str` routes, so the
+//! lookup hashes a few words and allocates nothing. A histogram observation
+//! takes the histogram's own mutex.
+//!
+//! Those three families have no series until first used, and
+//! prometheus-client leaves a family without series out of the exposition
+//! altogether, `# HELP` and `# TYPE` included: a replica that has served no
+//! request yet shows no `http_requests_total`.
+//!
+//! [OpenMetrics]: https://prometheus.io/docs/specs/om/open_metrics_spec/
+
+#![warn(missing_docs)]
+
+mod cache;
+mod http;
+mod memory;
+mod metrics;
+mod observer;
+mod source;
+#[cfg(test)]
+mod testing;
+mod tier2;
+
+pub use cache::{CacheCounts, CacheMetrics, Lookup};
+pub use http::{HttpMetrics, Method};
+pub use memory::MemoryMetrics;
+pub use metrics::{CONTENT_TYPE, Metrics};
+pub use observer::MemoryTierObserver;
+pub use source::{Outcome, Source, SourceMetrics};
+pub use tier2::{BreakerState, RedisOp, Tier2Metrics};

@@ -1,0 +1,295 @@
+//! The original report's six request-level counters, plus the refresh and
+//! overload figures that sit beside them.
+//!
+//! These keep the names and meanings of the Python system's counters, so
+//! dashboards and alerts written for it keep working. They describe what a
+//! *request* got, whichever tier answered; what the memory tier itself did is
+//! in [`MemoryMetrics`](crate::MemoryMetrics). This module does not decide
+//! what a request counts as: the service does, once per request, through
+//! [`CacheMetrics::record_lookup`].
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// How one request for a wallet's positions was answered, as the report's
+/// counters see it.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::{Lookup, Metrics};
+///
+/// let metrics = Metrics::new();
+/// metrics.cache.record_lookup(Lookup::Stale);
+/// let counts = metrics.cache.counts();
+/// assert_eq!((counts.hits, counts.stale_serves, counts.misses), (1, 1, 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lookup {
+    /// Answered at once with fresh data, from either tier.
+    Hit,
+    /// Answered at once with data past its TTL; a background refresh is due.
+    /// Counted as a hit and as a stale serve.
+    Stale,
+    /// Had to wait for a load from the source: nothing servable was cached,
+    /// the caller asked for `refresh=true`, or caching is off. Still a miss
+    /// if the load then failed and a fail-safe stale value was served: the
+    /// request waited for the source all the same.
+    Miss,
+}
+
+/// The report's counters, and the refresh and overload figures.
+///
+/// Reached as [`Metrics::cache`](crate::Metrics::cache). Clones share the
+/// same series.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::{Lookup, Metrics};
+///
+/// let metrics = Metrics::new();
+/// metrics.cache.record_lookup(Lookup::Hit);
+/// metrics.cache.record_lookup(Lookup::Miss);
+/// metrics.cache.record_load_failed();
+/// metrics.cache.set_active_refresh_tasks(3);
+///
+/// let text = metrics.encode();
+/// assert!(text.contains("\nposition_cache_misses_total 1\n"));
+/// assert!(text.contains("\nposition_cache_refresh_errors_total 1\n"));
+/// assert!(text.contains("\nposition_cache_active_refresh_tasks 3\n"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct CacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    /// Written by [`MemoryTierObserver`](crate::MemoryTierObserver), the
+    /// only thing that sees evictions.
+    pub(crate) evictions: Counter,
+    refresh_errors: Counter,
+    stale_serves: Counter,
+    refresh_triggers: Counter,
+    overload_rejections: Counter,
+    active_refresh_tasks: Gauge,
+}
+
+impl CacheMetrics {
+    /// Creates the families and registers them, in the report's order.
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            hits: Counter::default(),
+            misses: Counter::default(),
+            evictions: Counter::default(),
+            refresh_errors: Counter::default(),
+            stale_serves: Counter::default(),
+            refresh_triggers: Counter::default(),
+            overload_rejections: Counter::default(),
+            active_refresh_tasks: Gauge::default(),
+        };
+        // HELP texts carry no double quote or backslash: prometheus-client
+        // writes them unescaped, and OpenMetrics forbids both raw.
+        registry.register(
+            "position_cache_hits",
+            "Position requests answered at once from the cache (either tier, fresh or stale), counted once per \
+             request; stale serves are included",
+            metrics.hits.clone(),
+        );
+        registry.register(
+            "position_cache_misses",
+            "Position requests that had to wait for a load from the source, counted once per request",
+            metrics.misses.clone(),
+        );
+        registry.register(
+            "position_cache_evictions",
+            "Tier-1 (in-process) entries evicted to stay within capacity",
+            metrics.evictions.clone(),
+        );
+        registry.register(
+            "position_cache_refresh_errors",
+            "Loads from the source that failed, background or foreground",
+            metrics.refresh_errors.clone(),
+        );
+        registry.register(
+            "position_cache_stale_serves",
+            "Position requests answered at once with data past its TTL, counted once per request; each is also a hit",
+            metrics.stale_serves.clone(),
+        );
+        registry.register(
+            "position_cache_refresh_triggers",
+            "Background refreshes started",
+            metrics.refresh_triggers.clone(),
+        );
+        registry.register(
+            "position_cache_overload_rejections",
+            "Loads refused because the load queue was full; the request was answered 503",
+            metrics.overload_rejections.clone(),
+        );
+        registry.register(
+            "position_cache_active_refresh_tasks",
+            "Background refreshes in flight now",
+            metrics.active_refresh_tasks.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one request: a hit, a stale serve (which is also a hit) or a
+    /// miss. Call it exactly once per request for positions.
+    pub fn record_lookup(&self, lookup: Lookup) {
+        match lookup {
+            Lookup::Hit => {
+                self.hits.inc();
+            }
+            Lookup::Stale => {
+                self.hits.inc();
+                self.stale_serves.inc();
+            }
+            Lookup::Miss => {
+                self.misses.inc();
+            }
+        }
+    }
+
+    /// Counts one background refresh started (not one joined or skipped
+    /// because a refresh for that wallet was already running).
+    pub fn record_refresh_started(&self) {
+        self.refresh_triggers.inc();
+    }
+
+    /// Counts one failed load from the source, background or foreground,
+    /// whatever the failure (error, timeout, panic). A load shared by several
+    /// waiting requests counts once.
+    pub fn record_load_failed(&self) {
+        self.refresh_errors.inc();
+    }
+
+    /// Counts one load refused because the load queue was full.
+    pub fn record_overload_rejection(&self) {
+        self.overload_rejections.inc();
+    }
+
+    /// Sets how many background refreshes are in flight now.
+    pub fn set_active_refresh_tasks(&self, tasks: usize) {
+        self.active_refresh_tasks.set(saturating_i64(tasks));
+    }
+
+    /// The counters' current values, for `/health` and for tests.
+    ///
+    /// Each counter is read on its own, so under concurrent use the result
+    /// is not one instant (a stale serve may show before its hit).
+    pub fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+            stale_serves: self.stale_serves.get(),
+            evictions: self.evictions.get(),
+            refresh_triggers: self.refresh_triggers.get(),
+            refresh_errors: self.refresh_errors.get(),
+            overload_rejections: self.overload_rejections.get(),
+        }
+    }
+}
+
+/// A reading of [`CacheMetrics`]' counters, cumulative since start.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::CacheCounts;
+///
+/// let counts = CacheCounts { hits: 855, misses: 145, stale_serves: 40, ..CacheCounts::default() };
+/// assert!((counts.hit_ratio() - 0.855).abs() < 1e-9);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Requests answered at once, fresh or stale.
+    pub hits: u64,
+    /// Requests that waited for the source.
+    pub misses: u64,
+    /// Requests answered at once with stale data (a subset of `hits`).
+    pub stale_serves: u64,
+    /// Tier-1 entries evicted for capacity.
+    pub evictions: u64,
+    /// Background refreshes started.
+    pub refresh_triggers: u64,
+    /// Failed loads.
+    pub refresh_errors: u64,
+    /// Loads refused for a full queue.
+    pub overload_rejections: u64,
+}
+
+impl CacheCounts {
+    /// The share of requests answered without waiting for the source,
+    /// `hits / (hits + misses)`, in `0.0..=1.0`; zero before the first
+    /// request.
+    pub fn hit_ratio(&self) -> f64 {
+        let requests = self.hits + self.misses;
+        if requests == 0 { 0.0 } else { self.hits as f64 / requests as f64 }
+    }
+}
+
+/// Gauges hold `i64`; a count beyond `i64::MAX` cannot happen in practice,
+/// but saturating keeps the conversion total without a panic path.
+pub(crate) fn saturating_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Metrics;
+    use crate::testing::sample;
+
+    #[test]
+    fn a_stale_serve_counts_as_a_hit_and_a_stale_serve() {
+        let metrics = Metrics::new();
+        metrics.cache.record_lookup(Lookup::Hit);
+        metrics.cache.record_lookup(Lookup::Stale);
+        metrics.cache.record_lookup(Lookup::Miss);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "position_cache_hits_total"), Some(2.0));
+        assert_eq!(sample(&text, "position_cache_stale_serves_total"), Some(1.0));
+        assert_eq!(sample(&text, "position_cache_misses_total"), Some(1.0));
+    }
+
+    #[test]
+    fn hit_ratio_is_hits_over_requests_and_ignores_stale_serves() {
+        let metrics = Metrics::new();
+        assert!(metrics.cache.counts().hit_ratio().abs() < f64::EPSILON, "no requests yet");
+        for _ in 0..3 {
+            metrics.cache.record_lookup(Lookup::Stale);
+        }
+        metrics.cache.record_lookup(Lookup::Miss);
+        assert!((metrics.cache.counts().hit_ratio() - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn refresh_and_overload_figures_render() {
+        let metrics = Metrics::new();
+        metrics.cache.record_refresh_started();
+        metrics.cache.record_refresh_started();
+        metrics.cache.record_load_failed();
+        metrics.cache.record_overload_rejection();
+        metrics.cache.set_active_refresh_tasks(2);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "position_cache_refresh_triggers_total"), Some(2.0));
+        assert_eq!(sample(&text, "position_cache_refresh_errors_total"), Some(1.0));
+        assert_eq!(sample(&text, "position_cache_overload_rejections_total"), Some(1.0));
+        assert_eq!(sample(&text, "position_cache_active_refresh_tasks"), Some(2.0));
+
+        metrics.cache.set_active_refresh_tasks(0);
+        assert_eq!(sample(&metrics.encode(), "position_cache_active_refresh_tasks"), Some(0.0), "a gauge goes down");
+    }
+
+    #[test]
+    fn counts_read_back_what_was_recorded() {
+        let metrics = Metrics::new();
+        metrics.cache.record_lookup(Lookup::Stale);
+        metrics.cache.record_refresh_started();
+        metrics.cache.evictions.inc_by(4);
+        assert_eq!(
+            metrics.cache.counts(),
+            CacheCounts { hits: 1, stale_serves: 1, refresh_triggers: 1, evictions: 4, ..CacheCounts::default() }
+        );
+    }
+}

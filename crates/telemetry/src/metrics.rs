@@ -1,0 +1,155 @@
+//! The registry that holds every family, and its encoding as `OpenMetrics` text.
+//!
+//! All families are registered once, in [`Metrics::new`]; nothing is added
+//! later, so the registry needs no lock and encoding only reads atomics.
+
+use prometheus_client::encoding::text;
+use prometheus_client::registry::Registry;
+
+use crate::cache::CacheMetrics;
+use crate::http::HttpMetrics;
+use crate::memory::MemoryMetrics;
+use crate::source::SourceMetrics;
+use crate::tier2::Tier2Metrics;
+
+/// The content type of [`Metrics::encode`]'s output, for the `/metrics`
+/// response's `Content-Type` header.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every metric the positions cache exposes, grouped by area.
+///
+/// Build one per process with [`Metrics::new`] and share it as an
+/// `Arc<Metrics>`; every recording method takes `&self`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use telemetry::{BreakerState, CONTENT_TYPE, Metrics};
+///
+/// let metrics = Arc::new(Metrics::new());
+/// let for_redis = Arc::clone(&metrics);
+/// for_redis.tier2.set_breaker(BreakerState::HalfOpen);
+///
+/// // What `GET /metrics` answers.
+/// let body = metrics.encode();
+/// assert!(body.contains("\nposition_cache_redis_breaker_state 1\n"));
+/// assert!(body.ends_with("# EOF\n"));
+/// assert!(CONTENT_TYPE.starts_with("application/openmetrics-text"));
+/// ```
+#[derive(Debug)]
+pub struct Metrics {
+    /// The original report's per-request counters, refresh and overload
+    /// figures.
+    pub cache: CacheMetrics,
+    /// Tier 1, the in-process LRU.
+    pub memory: MemoryMetrics,
+    /// Tier 2, Redis.
+    pub tier2: Tier2Metrics,
+    /// Loads from the positions source.
+    pub source: SourceMetrics,
+    /// HTTP requests.
+    pub http: HttpMetrics,
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Creates every family, registered in the order of the metric
+    /// reference table, with every counter and gauge at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let cache = CacheMetrics::register(&mut registry);
+        let memory = MemoryMetrics::register(&mut registry);
+        let tier2 = Tier2Metrics::register(&mut registry);
+        let source = SourceMetrics::register(&mut registry);
+        let http = HttpMetrics::register(&mut registry);
+        Self { cache, memory, tier2, source, http, registry }
+    }
+
+    /// Renders every family in the `OpenMetrics` text format, ending with `# EOF`, to be
+    /// served with [`CONTENT_TYPE`].
+    ///
+    /// Values are read one by one while other threads keep recording, so a
+    /// scrape is not one instant; each series is consistent on its own.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: writing to a `String` cannot fail, and none of
+    /// this crate's label values or metric types returns an encoding error.
+    pub fn encode(&self) -> String {
+        // About what a busy replica's exposition takes, so a scrape does not
+        // regrow the buffer several times.
+        let mut out = String::with_capacity(32 * 1024);
+        text::encode(&mut out, &self.registry).expect("encoding metrics into a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Method, Outcome, Source};
+
+    /// The registered families in exposition order, with their types.
+    const FAMILIES: [(&str, &str); 19] = [
+        ("position_cache_hits", "counter"),
+        ("position_cache_misses", "counter"),
+        ("position_cache_evictions", "counter"),
+        ("position_cache_refresh_errors", "counter"),
+        ("position_cache_stale_serves", "counter"),
+        ("position_cache_refresh_triggers", "counter"),
+        ("position_cache_overload_rejections", "counter"),
+        ("position_cache_active_refresh_tasks", "gauge"),
+        ("position_cache_memory_events", "counter"),
+        ("position_cache_entries", "gauge"),
+        ("position_cache_redis_hits", "counter"),
+        ("position_cache_redis_misses", "counter"),
+        ("position_cache_redis_errors", "counter"),
+        ("position_cache_redis_corrupt_values", "counter"),
+        ("position_cache_redis_up", "gauge"),
+        ("position_cache_redis_breaker_state", "gauge"),
+        ("position_source_fetch_duration_seconds", "histogram"),
+        ("http_requests", "counter"),
+        ("http_request_duration_seconds", "histogram"),
+    ];
+
+    fn declared(text: &str) -> Vec<(&str, &str)> {
+        text.lines().filter_map(|line| line.strip_prefix("# TYPE ")).map(|rest| rest.split_once(' ').unwrap()).collect()
+    }
+
+    #[test]
+    fn every_family_is_declared_once_in_reference_order() {
+        let metrics = Metrics::new();
+        metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(200));
+        metrics.http.observe("/health", Method::Get, 200, Duration::from_micros(10));
+        assert_eq!(declared(&metrics.encode()), FAMILIES);
+    }
+
+    #[test]
+    fn a_fresh_registry_shows_zeros_and_leaves_out_families_not_yet_used() {
+        let text = Metrics::default().encode();
+        assert!(text.ends_with("\n# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+        for name in ["position_cache_hits_total", "position_cache_misses_total", "position_cache_entries"] {
+            assert!(text.contains(&format!("\n{name} 0\n")), "{name}");
+        }
+        // Families keyed by open label values have no series until first
+        // use, and prometheus-client leaves empty families out entirely.
+        let lazy = ["position_source_fetch_duration_seconds", "http_requests", "http_request_duration_seconds"];
+        let expected: Vec<_> = FAMILIES.into_iter().filter(|(name, _)| !lazy.contains(name)).collect();
+        assert_eq!(declared(&text), expected);
+    }
+
+    #[test]
+    fn content_type_is_openmetrics_1_0_0_in_utf8() {
+        assert_eq!(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    }
+}

@@ -1,0 +1,278 @@
+//! Tier 2, the shared Redis cache: reads found and not found, failures by
+//! operation, undecodable values, reachability and the circuit breaker.
+//!
+//! The Redis tier records here; it owns the decisions (what counts as a
+//! usable value, when the breaker opens), this module only names them.
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// A Redis operation, as the `op` label of
+/// `position_cache_redis_errors_total`.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::RedisOp;
+///
+/// assert_eq!(RedisOp::Scan.as_str(), "scan");
+/// assert_eq!(RedisOp::ALL.len(), 6);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedisOp {
+    /// Reading a wallet's entry (`GET`).
+    Get,
+    /// Writing a wallet's entry (`SET` with an expiry).
+    Set,
+    /// Dropping entries (`DEL` or `UNLINK`).
+    Delete,
+    /// Walking keys for a pattern invalidation (`SCAN`).
+    Scan,
+    /// Getting a connection from the pool (or making one).
+    Connect,
+    /// A health probe (`PING`).
+    Ping,
+}
+
+impl RedisOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [Self; 6] = [Self::Get, Self::Set, Self::Delete, Self::Scan, Self::Connect, Self::Ping];
+
+    /// The label value: the operation in lower case.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Delete => "delete",
+            Self::Scan => "scan",
+            Self::Connect => "connect",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+// By hand rather than derived: the derive writes the Rust variant name
+// (`Get`), and the documented label values are lower case.
+impl EncodeLabelValue for RedisOp {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// The Redis tier's circuit breaker, as the value of
+/// `position_cache_redis_breaker_state`.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::{BreakerState, Metrics};
+///
+/// let metrics = Metrics::new();
+/// metrics.tier2.set_breaker(BreakerState::Open);
+/// assert!(metrics.encode().contains("\nposition_cache_redis_breaker_state 2\n"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BreakerState {
+    /// Redis is used normally (0).
+    #[default]
+    Closed,
+    /// A trial request is allowed through to see whether Redis is back (1).
+    HalfOpen,
+    /// Redis is skipped after repeated failures (2).
+    Open,
+}
+
+impl BreakerState {
+    /// The gauge value: 0 closed, 1 half-open, 2 open, so that a larger
+    /// value is a worse state and `max` across replicas is meaningful.
+    pub const fn value(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
+        }
+    }
+}
+
+/// The Redis tier's metrics.
+///
+/// Reached as [`Metrics::tier2`](crate::Metrics::tier2). Clones share the
+/// same series, so the Redis tier can be handed just this part.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::{Metrics, RedisOp};
+///
+/// let metrics = Metrics::new();
+/// metrics.tier2.set_up(true);
+/// metrics.tier2.record_miss();
+/// metrics.tier2.record_error(RedisOp::Get);
+///
+/// let text = metrics.encode();
+/// assert!(text.contains("\nposition_cache_redis_up 1\n"));
+/// assert!(text.contains("\nposition_cache_redis_misses_total 1\n"));
+/// assert!(text.contains("\nposition_cache_redis_errors_total{op=\"get\"} 1\n"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tier2Metrics {
+    hits: Counter,
+    misses: Counter,
+    /// One counter per [`RedisOp`], indexed by `op as usize`, created up
+    /// front so that every `op` series exists at zero: an alert on
+    /// `increase(...[5m]) > 0` then fires on the first error instead of
+    /// missing it while the series is born.
+    errors: [Counter; RedisOp::ALL.len()],
+    corrupt_values: Counter,
+    up: Gauge,
+    breaker_state: Gauge,
+}
+
+impl Tier2Metrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let errors_family = Family::<OpLabels, Counter>::default();
+        // `RedisOp::ALL` is in declaration order, so position `i` holds the
+        // operation whose discriminant is `i`; `record_error` relies on that.
+        let errors = RedisOp::ALL.map(|op| errors_family.get_or_create_owned(&OpLabels { op }));
+        let metrics = Self {
+            hits: Counter::default(),
+            misses: Counter::default(),
+            errors,
+            corrupt_values: Counter::default(),
+            up: Gauge::default(),
+            breaker_state: Gauge::default(),
+        };
+        registry.register(
+            "position_cache_redis_hits",
+            "Tier-2 (Redis) reads that found a usable value",
+            metrics.hits.clone(),
+        );
+        registry.register(
+            "position_cache_redis_misses",
+            "Tier-2 (Redis) reads that found nothing usable",
+            metrics.misses.clone(),
+        );
+        registry.register(
+            "position_cache_redis_errors",
+            "Tier-2 (Redis) operations that failed, by operation",
+            errors_family,
+        );
+        registry.register(
+            "position_cache_redis_corrupt_values",
+            "Tier-2 (Redis) values that could not be decoded and were ignored",
+            metrics.corrupt_values.clone(),
+        );
+        registry.register(
+            "position_cache_redis_up",
+            "Whether tier 2 (Redis) answered its last operation: 1 up, 0 down or not configured",
+            metrics.up.clone(),
+        );
+        registry.register(
+            "position_cache_redis_breaker_state",
+            "Tier-2 (Redis) circuit breaker state: 0 closed, 1 half-open, 2 open",
+            metrics.breaker_state.clone(),
+        );
+        metrics
+    }
+
+    /// Counts a read that found a usable value.
+    pub fn record_hit(&self) {
+        self.hits.inc();
+    }
+
+    /// Counts a read that found nothing usable.
+    pub fn record_miss(&self) {
+        self.misses.inc();
+    }
+
+    /// Counts a failed operation.
+    pub fn record_error(&self, op: RedisOp) {
+        self.errors[op as usize].inc();
+    }
+
+    /// Counts a value that was found but could not be decoded.
+    pub fn record_corrupt_value(&self) {
+        self.corrupt_values.inc();
+    }
+
+    /// Sets whether Redis is reachable now.
+    pub fn set_up(&self, up: bool) {
+        self.up.set(i64::from(up));
+    }
+
+    /// Sets the circuit breaker's state.
+    pub fn set_breaker(&self, state: BreakerState) {
+        self.breaker_state.set(state.value());
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OpLabels {
+    op: RedisOp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Metrics;
+    use crate::testing::sample;
+
+    fn errors(text: &str, op: &str) -> Option<f64> {
+        sample(text, &format!("position_cache_redis_errors_total{{op=\"{op}\"}}"))
+    }
+
+    #[test]
+    fn every_op_has_a_zero_error_series_from_the_start() {
+        let text = Metrics::new().encode();
+        for op in ["get", "set", "delete", "scan", "connect", "ping"] {
+            assert_eq!(errors(&text, op), Some(0.0), "{op}");
+        }
+    }
+
+    #[test]
+    fn errors_are_counted_under_their_own_op() {
+        let metrics = Metrics::new();
+        metrics.tier2.record_error(RedisOp::Connect);
+        metrics.tier2.record_error(RedisOp::Connect);
+        metrics.tier2.record_error(RedisOp::Scan);
+        let text = metrics.encode();
+        assert_eq!(errors(&text, "connect"), Some(2.0));
+        assert_eq!(errors(&text, "scan"), Some(1.0));
+        for op in ["get", "set", "delete", "ping"] {
+            assert_eq!(errors(&text, op), Some(0.0), "{op}");
+        }
+    }
+
+    #[test]
+    fn breaker_states_render_as_zero_one_two() {
+        let metrics = Metrics::new();
+        assert_eq!(sample(&metrics.encode(), "position_cache_redis_breaker_state"), Some(0.0), "starts closed");
+        for (state, value) in [(BreakerState::Open, 2.0), (BreakerState::HalfOpen, 1.0), (BreakerState::Closed, 0.0)] {
+            metrics.tier2.set_breaker(state);
+            assert_eq!(sample(&metrics.encode(), "position_cache_redis_breaker_state"), Some(value), "{state:?}");
+        }
+    }
+
+    #[test]
+    fn reads_corruption_and_reachability_render() {
+        let metrics = Metrics::new();
+        assert_eq!(sample(&metrics.encode(), "position_cache_redis_up"), Some(0.0), "down until told otherwise");
+        metrics.tier2.set_up(true);
+        metrics.tier2.record_hit();
+        metrics.tier2.record_hit();
+        metrics.tier2.record_miss();
+        metrics.tier2.record_corrupt_value();
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "position_cache_redis_up"), Some(1.0));
+        assert_eq!(sample(&text, "position_cache_redis_hits_total"), Some(2.0));
+        assert_eq!(sample(&text, "position_cache_redis_misses_total"), Some(1.0));
+        assert_eq!(sample(&text, "position_cache_redis_corrupt_values_total"), Some(1.0));
+        metrics.tier2.set_up(false);
+        assert_eq!(sample(&metrics.encode(), "position_cache_redis_up"), Some(0.0));
+    }
+}
