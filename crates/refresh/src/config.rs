@@ -1,0 +1,97 @@
+//! The limits a [`Loader`](crate::Loader) works within: how many loads may
+//! call the source at once, how many may wait for their turn, and how long
+//! one call may take.
+//!
+//! This is plain data, usually filled from the service's environment
+//! (`REFRESH_CONCURRENCY`, `REFRESH_TIMEOUT_MS`); it does no parsing and no
+//! validation beyond what its types already guarantee.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// Loads that call the source at once by default, across all keys.
+pub const DEFAULT_CONCURRENCY: NonZeroUsize = NonZeroUsize::new(32).unwrap();
+
+/// How long one call of the source may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Loads that may wait for a permit by default: eight per permit at the
+/// default concurrency. At a few hundred milliseconds per load the last of
+/// them starts within about three seconds, which is about as long as a user
+/// should wait before an honest "try again later" serves them better.
+pub const DEFAULT_MAX_QUEUED: usize = 256;
+
+/// The limits of a [`Loader`](crate::Loader).
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+/// use refresh::Config;
+///
+/// let config = Config {
+///     concurrency: NonZeroUsize::new(8).unwrap(),
+///     timeout: Duration::from_millis(1_500),
+///     ..Config::default()
+/// };
+/// assert_eq!(config.max_queued, 256);
+/// // Background refreshes may take at most half of the waiting places.
+/// assert_eq!(config.max_queued_background(), 128);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// How many loads may call the source at once, all keys together
+    /// (`REFRESH_CONCURRENCY`); 32 by default. Values above tokio's
+    /// semaphore limit (`usize::MAX >> 3`) are lowered to it.
+    pub concurrency: NonZeroUsize,
+    /// How long one call of the source may take before it is given up with
+    /// [`LoadError::Timeout`](crate::LoadError::Timeout)
+    /// (`REFRESH_TIMEOUT_MS`); 5 s by default. Time spent waiting for a
+    /// permit does not count: that wait is bounded by `max_queued` instead.
+    pub timeout: Duration,
+    /// How many new loads may wait for a permit when all are taken; a
+    /// foreground load beyond that fails at once with
+    /// [`LoadError::Overloaded`](crate::LoadError::Overloaded). 256 by
+    /// default; zero means a load either runs at once or fails.
+    pub max_queued: usize,
+}
+
+impl Config {
+    /// How many loads may be waiting for a permit when a background refresh
+    /// still joins the line: half of [`max_queued`](Self::max_queued),
+    /// rounded down. At or past it, [`Loader::refresh`](crate::Loader::refresh)
+    /// skips, so refreshes never hold more than half of the waiting places
+    /// and a user's load always finds the other half open to it.
+    pub fn max_queued_background(&self) -> usize {
+        self.max_queued / 2
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT, max_queued: DEFAULT_MAX_QUEUED }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_specification() {
+        let config = Config::default();
+        assert_eq!(config.concurrency.get(), 32, "REFRESH_CONCURRENCY default");
+        assert_eq!(config.timeout, Duration::from_secs(5), "REFRESH_TIMEOUT_MS default");
+        assert_eq!(config.max_queued, 256);
+    }
+
+    #[test]
+    fn background_gets_half_the_queue_rounded_down() {
+        let with = |max_queued| Config { max_queued, ..Config::default() }.max_queued_background();
+        assert_eq!(with(0), 0);
+        assert_eq!(with(1), 0);
+        assert_eq!(with(5), 2);
+        assert_eq!(with(256), 128);
+    }
+}
