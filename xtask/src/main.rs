@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod gen_ledger;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ commands:
            (warnings denied), every test including doc tests
   bench    every benchmark, against its peers; rewrites docs/benchmarks.md
            (--quick: a short, noisier pass of all of it)
+  gen-ledger  a deterministic ledger for benchmarks [--wallets 100000] [--out target/ledger-100k] [--seed 1]
   help     this text
 ";
 
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         }
         Some("ci") => ci::run_ci(&args[1..]),
         Some("bench") => bench::run_bench(&args[1..]),
+        Some("gen-ledger") => gen_ledger::run(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");
             return ExitCode::from(2);

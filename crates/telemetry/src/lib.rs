@@ -104,6 +104,7 @@
 #![warn(missing_docs)]
 
 mod cache;
+pub mod exposition;
 mod http;
 mod memory;
 mod metrics;

@@ -2,14 +2,12 @@
 //! use, every line checked by a strict parser of the `OpenMetrics` text format (`checker`), and
 //! the values a dashboard would show compared with what was recorded.
 
-mod checker;
-
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use cache_core::{Cache, Policy};
-use checker::{Family, parse_strict};
+use telemetry::exposition::{Family, parse_strict};
 use telemetry::{BreakerState, HttpMetrics, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisOp, Source};
 
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";

@@ -1,5 +1,6 @@
-//! A small, strict checker of the `OpenMetrics` text format, so the tests fail on output a
-//! scraper would reject or misread rather than only on missing substrings.
+//! A small, strict checker of the `OpenMetrics` text format, so that tests
+//! (this crate's and the service's) fail on output a scraper would reject or
+//! misread rather than only on missing substrings.
 //!
 //! It covers what this crate emits (counters, gauges, classic histograms,
 //! no exemplars or timestamps) and rejects anything else, which is stricter
@@ -9,31 +10,60 @@ use std::collections::HashSet;
 
 /// One sample line: `name{labels} value`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sample {
-    pub(crate) name: String,
-    pub(crate) labels: Vec<(String, String)>,
-    pub(crate) value: f64,
+pub struct Sample {
+    /// The sample's name, suffix included (`_total`, `_bucket`, ...).
+    pub name: String,
+    /// Its labels, in order.
+    pub labels: Vec<(String, String)>,
+    /// Its value.
+    pub value: f64,
 }
 
 impl Sample {
     /// The value of label `key`, if the sample has it.
-    pub(crate) fn label(&self, key: &str) -> Option<&str> {
+    pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
 /// A metric family: its descriptor lines and the samples that follow them.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Family {
-    pub(crate) name: String,
-    pub(crate) kind: String,
-    pub(crate) help: Option<String>,
-    pub(crate) unit: Option<String>,
-    pub(crate) samples: Vec<Sample>,
+pub struct Family {
+    /// The family's name, without sample suffixes.
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: String,
+    /// The HELP text, if given.
+    pub help: Option<String>,
+    /// The UNIT, if given.
+    pub unit: Option<String>,
+    /// The samples that follow its descriptor lines.
+    pub samples: Vec<Sample>,
+}
+
+/// Checks `text` line by line, as [`parse`] does.
+///
+/// # Errors
+///
+/// The first problem found, naming the line.
+///
+/// # Examples
+///
+/// ```
+/// let metrics = telemetry::Metrics::new();
+/// assert!(telemetry::exposition::check(&metrics.encode()).is_ok());
+/// assert!(telemetry::exposition::check("position_cache_hits_total one\n# EOF\n").is_err());
+/// ```
+pub fn check(text: &str) -> Result<(), String> {
+    parse(text).map(drop)
 }
 
 /// Parses `text`, checking every line; families may have no samples.
-fn parse(text: &str) -> Result<Vec<Family>, String> {
+///
+/// # Errors
+///
+/// The first problem found, naming the line.
+pub fn parse(text: &str) -> Result<Vec<Family>, String> {
     let body = text.strip_suffix("# EOF\n").ok_or("the exposition does not end with `# EOF` and a newline")?;
     if !(body.is_empty() || body.ends_with('\n')) {
         return Err("`# EOF` is not on a line of its own".into());
@@ -65,7 +95,11 @@ fn parse(text: &str) -> Result<Vec<Family>, String> {
 
 /// Parses `text` and also requires every family to have a HELP line and at
 /// least one sample: what a fully exercised registry must look like.
-pub(crate) fn parse_strict(text: &str) -> Result<Vec<Family>, String> {
+///
+/// # Errors
+///
+/// The first problem found.
+pub fn parse_strict(text: &str) -> Result<Vec<Family>, String> {
     let families = parse(text)?;
     for family in &families {
         if family.help.as_deref().is_none_or(str::is_empty) {

@@ -1,0 +1,299 @@
+//! Configuration: flags with environment fallbacks, validated at start-up.
+//!
+//! Every setting is a flag and an environment variable (the variable names
+//! are the contract; the flags are for trying things out). A bad value
+//! stops start-up with one line that names the variable, and exit code 2,
+//! before anything is bound or loaded.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{CommandFactory, Parser, ValueEnum};
+
+/// The service's settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "positions-api",
+    version,
+    about = "Serves per-wallet crypto positions from a two-tier cache in front of a slow source",
+    long_about = "Serves per-wallet crypto positions from a two-tier cache in front of a slow source.\n\n\
+        Every setting can be given as a flag or as the environment variable shown. With no settings at all the \
+        service serves the bundled sample ledger from memory on 127.0.0.1:8080."
+)]
+pub struct Config {
+    /// Whether to cache at all; with `false` every request loads from the source (concurrent requests for one
+    /// wallet still share one load).
+    #[arg(long = "cache-enabled", env = "POSITION_CACHE_ENABLED", default_value = "true", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub cache_enabled: bool,
+
+    /// Seconds an entry is fresh.
+    #[arg(long = "ttl-sec", env = "POSITION_CACHE_TTL_SEC", default_value_t = 900, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ttl_sec: u64,
+
+    /// Wallets held in the memory tier; the least recently used go first.
+    #[arg(long = "max", env = "POSITION_CACHE_MAX", default_value_t = 2000, value_name = "WALLETS",
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_wallets: u64,
+
+    /// Seconds past the TTL during which stale data is served at once while one background refresh runs.
+    #[arg(
+        long = "max-stale-sec",
+        env = "POSITION_CACHE_MAX_STALE_SEC",
+        default_value_t = 3600,
+        value_name = "SECONDS"
+    )]
+    pub max_stale_sec: u64,
+
+    /// Seconds past the TTL during which stale data is served when the source fails.
+    #[arg(
+        long = "stale-if-error-sec",
+        env = "POSITION_CACHE_STALE_IF_ERROR_SEC",
+        default_value_t = 86_400,
+        value_name = "SECONDS"
+    )]
+    pub stale_if_error_sec: u64,
+
+    /// Where fresh positions come from: `ledger:DIR` (trades.csv and prices.csv in DIR), an `http://` upstream
+    /// base URL, or `sample` for the ledger bundled in the binary.
+    #[arg(long = "source", env = "POSITIONS_SOURCE", default_value = "sample", value_name = "SOURCE",
+          value_parser = parse_source)]
+    pub source: SourceSpec,
+
+    /// Address to listen on.
+    #[arg(long = "bind", env = "POSITIONS_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub bind: SocketAddr,
+
+    /// Loads from the source in flight at once, across all wallets.
+    #[arg(long = "refresh-concurrency", env = "REFRESH_CONCURRENCY", default_value_t = 32, value_name = "LOADS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub refresh_concurrency: u64,
+
+    /// Milliseconds one load may take before it fails (504).
+    #[arg(long = "refresh-timeout-ms", env = "REFRESH_TIMEOUT_MS", default_value_t = 5000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub refresh_timeout_ms: u64,
+
+    /// Loads that may wait for a free slot; past this, requests that need a load are refused with 503.
+    #[arg(long = "refresh-queue-max", env = "REFRESH_QUEUE_MAX", default_value_t = 1024, value_name = "LOADS",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub refresh_queue_max: u64,
+
+    /// Bearer token that enables DELETE; without it DELETE is disabled.
+    #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN",
+          value_parser = parse_token)]
+    pub admin_token: Option<String>,
+
+    /// Log format: `text` for people, `json` for log pipelines. The level comes from `RUST_LOG` (default `info`).
+    #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "text", value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Milliseconds a client may take to send a request's headers before the connection is closed.
+    #[arg(long = "header-timeout-ms", env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub header_timeout_ms: u64,
+
+    /// Milliseconds to let open requests and refreshes finish after SIGINT or SIGTERM.
+    #[arg(long = "shutdown-grace-ms", env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_name = "MS")]
+    pub shutdown_grace_ms: u64,
+}
+
+/// Where positions come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The ledger bundled in the binary.
+    Sample,
+    /// A ledger directory.
+    Ledger(PathBuf),
+    /// An upstream service's base URL.
+    Http(String),
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_source(value: &str) -> Result<SourceSpec, String> {
+    if value == "sample" {
+        Ok(SourceSpec::Sample)
+    } else if let Some(dir) = value.strip_prefix("ledger:") {
+        if dir.is_empty() {
+            return Err("expected ledger:DIR with a directory".into());
+        }
+        Ok(SourceSpec::Ledger(PathBuf::from(dir)))
+    } else if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(SourceSpec::Http(value.to_owned()))
+    } else {
+        Err("expected ledger:DIR, an http:// URL, or sample".into())
+    }
+}
+
+fn parse_token(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("must not be empty (unset it to disable DELETE)".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+impl Config {
+    /// Reads the settings from `args` and the environment.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`]: help or version was asked for (exit 0 after printing
+    /// it), or a setting was bad (exit 2 after printing one line).
+    pub fn from_args<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(args).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ConfigError::Info(e.render().to_string())
+            }
+            _ => ConfigError::Invalid(one_line(&e)),
+        })
+    }
+
+    /// The fresh window.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_sec)
+    }
+
+    /// The stale-while-revalidate window.
+    pub fn max_stale(&self) -> Duration {
+        Duration::from_secs(self.max_stale_sec)
+    }
+
+    /// The stale-if-error window.
+    pub fn stale_if_error(&self) -> Duration {
+        Duration::from_secs(self.stale_if_error_sec)
+    }
+
+    /// One load's limit.
+    pub fn refresh_timeout(&self) -> Duration {
+        Duration::from_millis(self.refresh_timeout_ms)
+    }
+
+    /// The limit on a request's headers.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// How long shutdown waits for open work.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// Why the settings could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Help or version text was asked for: print it and exit 0.
+    #[error("{0}")]
+    Info(String),
+    /// A bad setting: print the one line and exit 2.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Boils a clap error down to one line naming the environment variable.
+fn one_line(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid configuration").trim_start_matches("error: ");
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return first.to_owned();
+    };
+    // `arg` reads like `--ttl-sec <SECONDS>`: find that flag's variable.
+    let long = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or_default();
+    let command = Config::command();
+    let Some(env) = command.get_arguments().find(|a| a.get_long() == Some(long)).and_then(|a| a.get_env()) else {
+        return first.to_owned();
+    };
+    let value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) => format!(" {v:?}"),
+        _ => String::new(),
+    };
+    let cause = first.rsplit_once("': ").map_or(first, |(_, cause)| cause);
+    format!("invalid{value} for {} (--{long}): {cause}", env.to_string_lossy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses flags only, ignoring the test process's environment.
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(std::iter::once("positions-api").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = parse(&[]).expect("defaults are valid");
+        assert!(c.cache_enabled);
+        assert_eq!((c.ttl_sec, c.max_wallets, c.max_stale_sec, c.stale_if_error_sec), (900, 2000, 3600, 86_400));
+        assert_eq!(c.source, SourceSpec::Sample);
+        assert_eq!(c.bind, "127.0.0.1:8080".parse().expect("address"));
+        assert_eq!((c.refresh_concurrency, c.refresh_timeout_ms), (32, 5000));
+        assert_eq!(c.admin_token, None);
+    }
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(parse(&["--source", "ledger:/data/l"]).expect("valid").source, SourceSpec::Ledger("/data/l".into()));
+        assert_eq!(
+            parse(&["--source", "http://up:9000"]).expect("valid").source,
+            SourceSpec::Http("http://up:9000".into())
+        );
+        assert!(parse(&["--cache-enabled", "no"]).is_ok_and(|c| !c.cache_enabled));
+    }
+
+    #[test]
+    fn a_bad_value_is_one_line_naming_the_variable() {
+        let cases: [(&[&str], &str); 6] = [
+            (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
+            (&["--ttl-sec", "0"], "POSITION_CACHE_TTL_SEC"),
+            (&["--max=-5"], "POSITION_CACHE_MAX"),
+            (&["--source", "ftp://x"], "POSITIONS_SOURCE"),
+            (&["--bind", "nowhere"], "POSITIONS_BIND"),
+            (&["--cache-enabled", "maybe"], "POSITION_CACHE_ENABLED"),
+        ];
+        for (args, var) in cases {
+            let Err(ConfigError::Invalid(line)) = parse(args) else { panic!("{args:?} was accepted") };
+            assert!(line.contains(var), "{args:?}: {line}");
+            assert!(!line.contains('\n'), "{args:?}: more than one line: {line}");
+        }
+        let Err(ConfigError::Invalid(line)) = parse(&["--ttl-sec", "abc"]) else { panic!("accepted") };
+        assert_eq!(line, r#"invalid "abc" for POSITION_CACHE_TTL_SEC (--ttl-sec): invalid digit found in string"#);
+    }
+
+    #[test]
+    fn help_names_every_variable() {
+        let Err(ConfigError::Info(help)) = parse(&["--help"]) else { panic!("no help") };
+        for var in [
+            "POSITION_CACHE_ENABLED",
+            "POSITION_CACHE_TTL_SEC",
+            "POSITION_CACHE_MAX",
+            "POSITION_CACHE_MAX_STALE_SEC",
+            "POSITION_CACHE_STALE_IF_ERROR_SEC",
+            "POSITIONS_SOURCE",
+            "POSITIONS_BIND",
+            "REFRESH_CONCURRENCY",
+            "REFRESH_TIMEOUT_MS",
+            "ADMIN_TOKEN",
+        ] {
+            assert!(help.contains(var), "--help does not mention {var}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Every error the API answers with, and the one place that turns an error
+//! into a status code, headers and a JSON body.
+//!
+//! Bodies are `{"error": CODE, "message": TEXT}`: `CODE` is stable and meant
+//! for programs, `TEXT` is for people and may change.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+use crate::wallet::InvalidWallet;
+
+/// An error the API answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The wallet in the path is not an address.
+    #[error(transparent)]
+    InvalidWallet(#[from] InvalidWallet),
+    /// Something else in the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// An admin route without a bearer token.
+    #[error("this route needs an `Authorization: Bearer` token")]
+    Unauthorized,
+    /// An admin route with the wrong token.
+    #[error("the bearer token is not the admin token")]
+    Forbidden,
+    /// An admin route while no admin token is configured.
+    #[error("admin routes are disabled: set ADMIN_TOKEN to enable them")]
+    AdminDisabled,
+    /// No such route.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The route exists, not with this method.
+    #[error("method {method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the route takes, for the `Allow` header.
+        allow: &'static str,
+    },
+    /// The source failed and nothing servable was cached.
+    #[error("the position source failed: {0}")]
+    SourceFailed(String),
+    /// The source took longer than the load timeout.
+    #[error("the position source did not answer within {0} ms")]
+    SourceTimeout(u128),
+    /// Too much work queued for the source.
+    #[error("too many loads are waiting for the source; retry shortly")]
+    Overloaded,
+    /// The service is shutting down.
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    /// A bug: a loader panicked or an invariant broke.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Seconds a client is told to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl ApiError {
+    /// The status code this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidWallet(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SourceFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::SourceTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidWallet(_) => "invalid_wallet",
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::AdminDisabled => "admin_disabled",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::SourceFailed(_) => "source_failed",
+            Self::SourceTimeout(_) => "source_timeout",
+            Self::Overloaded => "overloaded",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The full response: status, headers and JSON body.
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: &'a str,
+            message: String,
+        }
+        let body = serde_json::to_vec(&Body { error: self.code(), message: self.to_string() })
+            .unwrap_or_else(|_| br#"{"error":"internal_error","message":"unrenderable error"}"#.to_vec());
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match self {
+            Self::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Overloaded | Self::ShuttingDown => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body_json(response: Response<Full<Bytes>>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.expect("full body").to_bytes();
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn errors_render_as_json_with_their_headers() {
+        let overloaded = ApiError::Overloaded.to_response();
+        assert_eq!(overloaded.status(), 503);
+        assert_eq!(overloaded.headers()[RETRY_AFTER], "1");
+        assert_eq!(body_json(overloaded).await["error"], "overloaded");
+
+        let not_allowed = ApiError::MethodNotAllowed { method: "PUT".into(), allow: "GET, DELETE" }.to_response();
+        assert_eq!(not_allowed.status(), 405);
+        assert_eq!(not_allowed.headers()[ALLOW], "GET, DELETE");
+
+        let unauthorized = ApiError::Unauthorized.to_response();
+        assert_eq!(unauthorized.headers()[WWW_AUTHENTICATE], "Bearer");
+
+        let invalid = ApiError::from(crate::wallet::Wallet::parse("0xZZ").expect_err("invalid"));
+        let json = body_json(invalid.to_response()).await;
+        assert_eq!(json["error"], "invalid_wallet");
+        assert_eq!(json["message"], r#"invalid wallet "0xZZ": expected 0x and 40 hex digits"#);
+    }
+}

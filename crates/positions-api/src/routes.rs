@@ -1,0 +1,328 @@
+//! The HTTP routes: matching, handlers, and the headers every answer gets.
+//!
+//! | route | methods |
+//! | --- | --- |
+//! | `/v4/positions/{wallet}` | `GET`, `HEAD` (optional `?refresh=true`), `DELETE` (admin) |
+//! | `/v4/positions` | `DELETE` (admin; optional `?pattern=GLOB`, default every wallet) |
+//! | `/health` | `GET`, `HEAD` |
+//! | `/livez`, `/readyz` | `GET`, `HEAD` |
+//! | `/metrics` | `GET`, `HEAD` |
+//!
+//! Every error is JSON (see [`ApiError`]); every request is counted by route
+//! template and status, never by raw path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+use telemetry::Metrics;
+
+use crate::error::ApiError;
+use crate::service::{Answer, Origin, Service};
+use crate::wallet::Wallet;
+
+/// RFC 9211's response header.
+static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+/// The name this cache gives itself in `Cache-Status`.
+const CACHE_NAME: &str = "positions-api";
+
+const POSITIONS_ROUTE: &str = "/v4/positions/{wallet}";
+const ALL_POSITIONS_ROUTE: &str = "/v4/positions";
+const POSITIONS_PREFIX: &str = "/v4/positions/";
+
+/// The application behind the HTTP server: the service plus what the
+/// routes need around it.
+#[derive(Debug)]
+pub struct App {
+    service: Service,
+    metrics: Arc<Metrics>,
+    admin_token: Option<String>,
+    cache_control: HeaderValue,
+    ready: AtomicBool,
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+impl App {
+    /// An application serving `service`, recording into `metrics`; DELETE
+    /// routes need `admin_token` as a bearer token, and are off without one.
+    pub fn new(service: Service, metrics: Arc<Metrics>, admin_token: Option<String>) -> Self {
+        let cache_control = if service.cache_enabled() {
+            let policy = service.policy();
+            let value = format!(
+                "max-age={}, stale-while-revalidate={}, stale-if-error={}",
+                policy.ttl().as_secs(),
+                policy.stale_while_revalidate_window().as_secs(),
+                policy.stale_if_error_window().as_secs()
+            );
+            HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("no-cache"))
+        } else {
+            HeaderValue::from_static("no-store")
+        };
+        Self { service, metrics, admin_token, cache_control, ready: AtomicBool::new(true) }
+    }
+
+    /// The service.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Marks the application ready or not; `/readyz` reports it. It turns
+    /// unready when shutdown begins, so load balancers stop sending before
+    /// the listener closes.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, request: Request<B>) -> HttpResponse {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let (route, result) = self.route(&request).await;
+        let mut response = result.unwrap_or_else(|e| e.to_response());
+        if method == Method::HEAD {
+            *response.body_mut() = Full::new(Bytes::new());
+        }
+        self.metrics.http.observe(
+            route,
+            telemetry::Method::from_name(method.as_str()),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    async fn route<B>(&self, request: &Request<B>) -> (&'static str, Result<HttpResponse, ApiError>) {
+        let path = request.uri().path();
+        let method = request.method();
+        let read = method == Method::GET || method == Method::HEAD;
+        let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: method.to_string(), allow });
+        if let Some(wallet) = path.strip_prefix(POSITIONS_PREFIX) {
+            let result = match *method {
+                Method::GET | Method::HEAD => self.get_positions(wallet, request.uri().query()).await,
+                Method::DELETE => self.delete_positions(request, wallet),
+                _ => not_allowed("GET, HEAD, DELETE"),
+            };
+            return (POSITIONS_ROUTE, result);
+        }
+        let (route, result) = match path {
+            ALL_POSITIONS_ROUTE => match *method {
+                Method::DELETE => (ALL_POSITIONS_ROUTE, self.delete_all(request)),
+                _ => (ALL_POSITIONS_ROUTE, not_allowed("DELETE")),
+            },
+            "/health" if read => ("/health", Ok(self.health())),
+            "/livez" if read => ("/livez", Ok(json(StatusCode::OK, &Status { status: "ok" }))),
+            "/readyz" if read => ("/readyz", Ok(self.readyz())),
+            "/metrics" if read => ("/metrics", Ok(self.metrics())),
+            "/health" | "/livez" | "/readyz" | "/metrics" => (route_name(path), not_allowed("GET, HEAD")),
+            _ => (telemetry::HttpMetrics::UNMATCHED_ROUTE, Err(ApiError::NotFound(shorten(path)))),
+        };
+        (route, result)
+    }
+
+    async fn get_positions(&self, wallet: &str, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+        let wallet = Wallet::parse(wallet)?;
+        let force = refresh_requested(query)?;
+        let answer = self.service.positions(&wallet, force).await?;
+        Ok(self.positions_response(&wallet, &answer))
+    }
+
+    fn positions_response(&self, wallet: &Wallet, answer: &Answer) -> HttpResponse {
+        let age = answer.age.as_secs();
+        let body = answer.snapshot.body(wallet, answer.cached, answer.stale, age);
+        let mut response = Response::new(Full::new(body));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(AGE, HeaderValue::from(age));
+        headers.insert(CACHE_CONTROL, self.cache_control.clone());
+        if let Ok(status) = HeaderValue::from_str(&self.cache_status(answer)) {
+            headers.insert(CACHE_STATUS.clone(), status);
+        }
+        response
+    }
+
+    /// The RFC 9211 `Cache-Status` value for an answer.
+    fn cache_status(&self, answer: &Answer) -> String {
+        let ttl = self.service.policy().ttl().as_secs().cast_signed() - answer.age.as_secs().cast_signed();
+        match answer.origin {
+            Origin::Memory => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=memory"),
+            Origin::MemoryStaleIfError => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=memory-stale-if-error"),
+            Origin::Source { forced: false } => format!("{CACHE_NAME}; fwd=miss; stored"),
+            Origin::Source { forced: true } => format!("{CACHE_NAME}; fwd=request; stored"),
+            Origin::Uncached => format!("{CACHE_NAME}; fwd=bypass"),
+        }
+    }
+
+    fn delete_positions<B>(&self, request: &Request<B>, wallet: &str) -> Result<HttpResponse, ApiError> {
+        self.authorize(request)?;
+        let wallet = Wallet::parse(wallet)?;
+        let removed = self.service.invalidate(&wallet);
+        tracing::info!(%wallet, removed, "wallet invalidated");
+        Ok(json(StatusCode::OK, &DeletedWallet { wallet: wallet.as_str(), removed }))
+    }
+
+    fn delete_all<B>(&self, request: &Request<B>) -> Result<HttpResponse, ApiError> {
+        self.authorize(request)?;
+        let pattern = query_param(request.uri().query(), "pattern").unwrap_or("*");
+        let removed = self.service.invalidate_matching(pattern)?;
+        tracing::info!(pattern, removed, "wallets invalidated");
+        Ok(json(StatusCode::OK, &DeletedPattern { pattern, removed }))
+    }
+
+    /// Checks the bearer token in constant time.
+    fn authorize<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
+        let Some(expected) = &self.admin_token else {
+            return Err(ApiError::AdminDisabled);
+        };
+        let given = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(ApiError::Forbidden) }
+    }
+
+    fn health(&self) -> HttpResponse {
+        let health = self.service.health();
+        let body = HealthBody {
+            status: if health.degraded { "degraded" } else { "ok" },
+            cache_stats: HealthCacheStats {
+                enabled: health.enabled,
+                backend: health.backend,
+                hit_rate_pct: health.hit_rate_pct,
+                lru_size: health.lru_size,
+                active_refresh_tasks: health.active_refresh_tasks,
+                source: health.source,
+            },
+        };
+        json(StatusCode::OK, &body)
+    }
+
+    fn readyz(&self) -> HttpResponse {
+        if self.ready.load(Ordering::Relaxed) {
+            json(StatusCode::OK, &Status { status: "ready" })
+        } else {
+            json(StatusCode::SERVICE_UNAVAILABLE, &Status { status: "shutting down" })
+        }
+    }
+
+    fn metrics(&self) -> HttpResponse {
+        self.service.update_gauges();
+        let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(telemetry::CONTENT_TYPE));
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct DeletedWallet<'a> {
+    wallet: &'a str,
+    removed: bool,
+}
+
+#[derive(Serialize)]
+struct DeletedPattern<'a> {
+    pattern: &'a str,
+    removed: usize,
+}
+
+/// `/health`'s body.
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    cache_stats: HealthCacheStats,
+}
+
+#[derive(Serialize)]
+struct HealthCacheStats {
+    enabled: bool,
+    backend: &'static str,
+    hit_rate_pct: f64,
+    lru_size: usize,
+    active_refresh_tasks: usize,
+    source: &'static str,
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `?refresh=true` (or `1`); absent or `false`/`0` means no.
+fn refresh_requested(query: Option<&str>) -> Result<bool, ApiError> {
+    match query_param(query, "refresh") {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => {
+            Err(ApiError::BadRequest(format!("invalid refresh {:?}: expected true or false", shorten(other))))
+        }
+    }
+}
+
+/// The raw value of `name` in a query string (no percent-decoding: no value
+/// this API takes needs it).
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/livez" => "/livez",
+        "/readyz" => "/readyz",
+        _ => "/metrics",
+    }
+}
+
+/// A path or value cut to a length fit for an error message.
+fn shorten(text: &str) -> String {
+    const LIMIT: usize = 100;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_flag_is_parsed_strictly() {
+        assert_eq!(refresh_requested(None), Ok(false));
+        assert_eq!(refresh_requested(Some("refresh=true")), Ok(true));
+        assert_eq!(refresh_requested(Some("a=1&refresh=1")), Ok(true));
+        assert_eq!(refresh_requested(Some("refresh=false")), Ok(false));
+        assert_eq!(refresh_requested(Some("other=true")), Ok(false));
+        assert!(refresh_requested(Some("refresh=maybe")).is_err());
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

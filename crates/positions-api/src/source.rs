@@ -1,0 +1,76 @@
+//! Where fresh positions come from: one trait, two implementations.
+//!
+//! - [`ledger`]: the embedded default; positions computed from trade and
+//!   price files by the average-cost method, so the service runs with no
+//!   other service;
+//! - [`http`]: an upstream analytics service at a base URL.
+//!
+//! A source is slow by assumption (hundreds of milliseconds per wallet is
+//! the case this service exists for); everything above it exists to call it
+//! rarely. It reports failures as [`SourceError`], always with a cause.
+
+pub mod http;
+pub mod ledger;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::model::Positions;
+use crate::wallet::Wallet;
+
+/// A boxed, sendable future: what [`Source::fetch`] returns, so that the
+/// source can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Computes one wallet's positions.
+pub trait Source: Send + Sync + 'static {
+    /// A short name for logs and metrics labels: `ledger` or `http`.
+    fn name(&self) -> &'static str;
+
+    /// Fetches `wallet`'s positions. A wallet the source does not know has
+    /// no positions: that is `Ok` with an empty list, not an error.
+    fn fetch<'a>(&'a self, wallet: &'a Wallet) -> BoxFuture<'a, Result<Positions, SourceError>>;
+}
+
+/// Why a source could not produce positions.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source did not answer in time.
+    #[error("source timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The upstream could not be reached or the exchange broke off.
+    #[error("upstream request to {url} failed: {cause}")]
+    Transport {
+        /// What was requested.
+        url: String,
+        /// Why it failed.
+        cause: String,
+    },
+    /// The upstream answered with a status that is neither success nor 404.
+    #[error("upstream {url} answered {status}")]
+    Status {
+        /// What was requested.
+        url: String,
+        /// The status it answered with.
+        status: u16,
+    },
+    /// The upstream's answer could not be read as positions.
+    #[error("upstream {url} sent a body that is not positions: {cause}")]
+    BadBody {
+        /// What was requested.
+        url: String,
+        /// What was wrong with it.
+        cause: String,
+    },
+    /// The ledger could not compute the wallet's positions.
+    #[error("ledger: {0}")]
+    Ledger(String),
+}
+
+impl SourceError {
+    /// Whether the failure was a timeout (the API answers 504 rather than
+    /// 502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout(_))
+    }
+}

@@ -1,0 +1,75 @@
+//! DELETE: off without a token, protected with one, and it really drops
+//! the wallet.
+
+use std::sync::Arc;
+
+use system_tests::service::default_options;
+use system_tests::{FakeSource, TestService};
+
+use crate::{PATH, WALLET};
+
+const TOKEN: &str = "s3cret-admin-token";
+
+#[tokio::test]
+async fn delete_is_disabled_without_an_admin_token() {
+    let service = TestService::with_source(Arc::new(FakeSource::new())).await;
+    let reply = service.client().delete(PATH, Some("anything")).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["error"], "admin_disabled");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn delete_needs_the_right_bearer_token() {
+    let source = Arc::new(FakeSource::new());
+    let service = TestService::start(default_options(), source.clone(), Some(TOKEN)).await;
+    let client = service.client();
+    client.get(PATH).await;
+
+    let missing = client.delete(PATH, None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.header("www-authenticate"), "Bearer");
+    assert_eq!(missing.json()["error"], "unauthorized");
+    let wrong = client.delete(PATH, Some("not-the-token")).await;
+    assert_eq!(wrong.status, 403);
+    assert_eq!(wrong.json()["error"], "forbidden");
+    assert_eq!(client.get(PATH).await.json()["cached"], true, "refused deletes removed nothing");
+
+    let deleted = client.delete(PATH, Some(TOKEN)).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json(), serde_json::json!({"wallet": WALLET, "removed": true}));
+    assert_eq!(client.get(PATH).await.json()["cached"], false, "the next read loads afresh");
+    assert_eq!(source.calls(), 2);
+
+    let invalid = client.delete("/v4/positions/nope", Some(TOKEN)).await;
+    assert_eq!(invalid.status, 400);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn delete_by_pattern_drops_only_what_matches() {
+    let source = Arc::new(FakeSource::new());
+    let service = TestService::start(default_options(), source.clone(), Some(TOKEN)).await;
+    let client = service.client();
+    let wallets = [
+        "0xab00000000000000000000000000000000000001",
+        "0xab00000000000000000000000000000000000002",
+        "0xcd00000000000000000000000000000000000003",
+    ];
+    for w in wallets {
+        client.get(&format!("/v4/positions/{w}")).await;
+    }
+    let reply = client.delete("/v4/positions?pattern=0xab*", Some(TOKEN)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["removed"], 2);
+    assert_eq!(client.get(&format!("/v4/positions/{}", wallets[2])).await.json()["cached"], true);
+    assert_eq!(client.get(&format!("/v4/positions/{}", wallets[0])).await.json()["cached"], false);
+
+    let bad = client.delete("/v4/positions?pattern=0x[ab", Some(TOKEN)).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "bad_request");
+    let all = client.delete("/v4/positions", Some(TOKEN)).await;
+    assert_eq!(all.json()["removed"], 2, "no pattern means every wallet");
+    assert_eq!(service.app.service().health().lru_size, 0);
+    service.stop().await;
+}

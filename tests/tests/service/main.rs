@@ -1,0 +1,16 @@
+//! The service over real HTTP on an ephemeral port, with scripted sources
+//! and upstreams: the cache semantics, stampedes, failures, bad input and
+//! the operational routes.
+
+mod admin;
+mod failures;
+mod input;
+mod observability;
+mod stale;
+mod stampede;
+mod upstream;
+
+/// An EVM wallet, as every test uses it.
+pub(crate) const WALLET: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
+/// Its path.
+pub(crate) const PATH: &str = "/v4/positions/0x52908400098527886e0f7030069857d2e4169ee7";
