@@ -1,0 +1,115 @@
+//! How to reach Redis and how long to wait for it: the URL, the key
+//! namespace, the pool size, the operation timeout and the breaker.
+//!
+//! This is plain data, usually filled from the service's environment
+//! (`REDIS_URL`, `REDIS_TIMEOUT_MS`); the URL is checked when the tier is
+//! built, not here. Its `Debug` output redacts the URL's password.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use crate::breaker::BreakerConfig;
+use crate::redact::redact_url;
+
+/// The key namespace by default: keys are `poscache:positions:v1:{id}`.
+pub const DEFAULT_NAMESPACE: &str = "poscache";
+
+/// Connections in the pool by default. Each is multiplexed, so this bounds
+/// concurrent operations rather than connections needed per operation.
+pub const DEFAULT_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(16).unwrap();
+
+/// How long one operation may take by default, getting a connection
+/// included (`REDIS_TIMEOUT_MS`).
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How a [`RedisTier`](crate::RedisTier) reaches Redis.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_redis::Config;
+///
+/// let config = Config {
+///     namespace: "staging".to_owned(),
+///     op_timeout: Duration::from_millis(50),
+///     ..Config::new("redis://app:hunter2@redis.internal:6379/0")
+/// };
+/// assert_eq!(config.redacted_url(), "redis://app:***@redis.internal:6379/0");
+/// assert!(!format!("{config:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `redis://[user:password@]host:port[/db]` (also `rediss://` where the
+    /// client supports TLS, and `redis+unix:///path?db=N&pass=…`).
+    pub url: String,
+    /// The first part of every key; glob characters in it are escaped
+    /// wherever it goes into a pattern. `poscache` by default.
+    pub namespace: String,
+    /// Connections in the pool; 16 by default.
+    pub pool_size: NonZeroUsize,
+    /// The longest one operation may hold its caller: getting a connection
+    /// from the pool (opening one if needed) plus the command. 100 ms by
+    /// default. The pool's wait, create and recycle timeouts and the
+    /// connection's connect and response timeouts are all set to it too, so
+    /// nothing underneath waits longer. A pattern deletion gives it to each
+    /// of its round trips, not to the whole deletion.
+    pub op_timeout: Duration,
+    /// When the circuit breaker opens and for how long.
+    pub breaker: BreakerConfig,
+}
+
+impl Config {
+    /// The defaults, with `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            pool_size: DEFAULT_POOL_SIZE,
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            breaker: BreakerConfig::default(),
+        }
+    }
+
+    /// The URL with its password replaced by `***`, fit for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.redacted_url())
+            .field("namespace", &self.namespace)
+            .field("pool_size", &self.pool_size)
+            .field("op_timeout", &self.op_timeout)
+            .field("breaker", &self.breaker)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_specification() {
+        let config = Config::new("redis://127.0.0.1:6379");
+        assert_eq!(config.namespace, "poscache");
+        assert_eq!(config.op_timeout, Duration::from_millis(100), "REDIS_TIMEOUT_MS default");
+        assert_eq!(config.pool_size.get(), 16);
+        assert_eq!(config.breaker, BreakerConfig::default());
+    }
+
+    #[test]
+    fn debug_output_redacts_the_password() {
+        let config = Config::new("redis://:hunter2@127.0.0.1:6379/3");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("redis://:***@127.0.0.1:6379/3"), "{debug}");
+        let pretty = format!("{config:#?}");
+        assert!(!pretty.contains("hunter2"), "{pretty}");
+    }
+}

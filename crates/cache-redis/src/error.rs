@@ -1,0 +1,135 @@
+//! Why a Redis tier operation gave no answer: the crate's one error type.
+//!
+//! Every variant is something the service turns into "behave as a miss"
+//! (or "skip the store"); none of them is meant for a user. Messages never
+//! contain the Redis password: causes that come from the Redis client or
+//! the pool are scrubbed before they are stored here, and URLs are
+//! redacted. Deciding what an error means for an HTTP response belongs to
+//! the service, not here.
+
+use std::time::Duration;
+
+use cache_core::glob::PatternError;
+
+use crate::envelope::{DecodeError, EncodeError};
+use crate::op::Op;
+
+/// Why a [`RedisTier`](crate::RedisTier) operation failed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_redis::{Error, Op};
+///
+/// let error = Error::Timeout(Op::Get, Duration::from_millis(100));
+/// assert_eq!(error.to_string(), "redis get timed out after 100ms");
+/// assert!(error.is_unavailability());
+///
+/// // A bad URL is refused at construction, with the password hidden.
+/// let config = cache_redis::Config::new("redis://:hunter2@host:port");
+/// let error = cache_redis::RedisTier::new(config).unwrap_err();
+/// assert!(matches!(error, Error::InvalidUrl { .. }));
+/// assert!(!error.to_string().contains("hunter2"), "{error}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The circuit breaker is open (or a trial request is already under
+    /// way): Redis was not called, and the operation failed at once.
+    #[error("redis is unavailable: circuit breaker open")]
+    Unavailable,
+    /// The operation (getting a connection included) took longer than the
+    /// op timeout, carried here; it was abandoned. The operation named is
+    /// the step that was under way: [`Op::Connect`] while waiting for a
+    /// connection.
+    #[error("redis {0} timed out after {1:?}")]
+    Timeout(Op, Duration),
+    /// Redis, or the connection to it, failed: refused, reset, or an error
+    /// reply. `op` is [`Op::Connect`] when no connection could be made.
+    #[error("redis {op} failed: {cause}")]
+    Redis {
+        /// The step that failed.
+        op: Op,
+        /// The client's message, with the password scrubbed out.
+        cause: String,
+    },
+    /// The connection pool itself failed (it was closed, or misbuilt),
+    /// rather than Redis; the cause is scrubbed like [`Error::Redis`]'s.
+    #[error("redis connection pool failed: {0}")]
+    Pool(String),
+    /// The value could not be turned into bytes; nothing was stored.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Stored bytes are not a value this version can read. The tier's
+    /// [`get`](crate::RedisTier::get) never returns this (it reports such a
+    /// value as a miss); [`envelope::decode`](crate::envelope::decode)
+    /// does.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The Redis URL was refused at construction.
+    #[error("invalid redis url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given, password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A deletion pattern is malformed; nothing was deleted.
+    #[error(transparent)]
+    InvalidPattern(#[from] PatternError),
+}
+
+impl Error {
+    /// Whether this error says Redis could not be used (breaker open,
+    /// timeout, connection or server failure), as opposed to a problem with
+    /// the request itself (a value that does not encode, a bad pattern or
+    /// URL). The service counts the first kind as "Redis down".
+    pub fn is_unavailability(&self) -> bool {
+        matches!(self, Self::Unavailable | Self::Timeout(..) | Self::Redis { .. } | Self::Pool(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lower_case_without_a_trailing_period() {
+        let errors = [
+            Error::Unavailable,
+            Error::Timeout(Op::Connect, Duration::from_millis(250)),
+            Error::Redis { op: Op::Set, cause: "Connection refused (os error 111)".to_owned() },
+            Error::Pool("pool has been closed".to_owned()),
+            Error::Encode(EncodeError::FetchedAtOutOfRange),
+            Error::Decode(DecodeError::UnknownVersion(9)),
+            Error::InvalidUrl { url: "redis://:***@host:x".to_owned(), reason: "invalid port".to_owned() },
+            Error::InvalidPattern(cache_core::glob::Pattern::new("[ab").unwrap_err()),
+        ];
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "redis is unavailable: circuit breaker open",
+                "redis connect timed out after 250ms",
+                "redis set failed: Connection refused (os error 111)",
+                "redis connection pool failed: pool has been closed",
+                "cannot encode value: fetched_at is before 1970 or after 2554",
+                "cannot decode value: unknown envelope version 9",
+                "invalid redis url \"redis://:***@host:x\": invalid port",
+                "invalid pattern \"[ab\": a [ is never closed",
+            ]
+        );
+        for message in &messages {
+            assert!(message.starts_with(|c: char| c.is_lowercase()) && !message.ends_with('.'), "{message}");
+        }
+    }
+
+    #[test]
+    fn unavailability_is_told_apart_from_bad_requests() {
+        assert!(Error::Unavailable.is_unavailability());
+        assert!(Error::Pool(String::new()).is_unavailability());
+        assert!(!Error::Decode(DecodeError::Truncated).is_unavailability());
+        assert!(!Error::Encode(EncodeError::FetchedAtOutOfRange).is_unavailability());
+    }
+}

@@ -1,0 +1,98 @@
+//! The shared second tier of the positions cache: values in Redis, read and
+//! written under a short timeout, behind a circuit breaker.
+//!
+//! Several replicas of the service share one Redis, and a replica that
+//! restarts finds warm data there. A [`RedisTier`] stores any
+//! `T: Serialize + DeserializeOwned` under `{namespace}:positions:v1:{id}`
+//! in a versioned [`envelope`] that carries the time the value was fetched
+//! from its source, so every replica agrees on its age. It offers five
+//! operations:
+//!
+//! - [`get`](RedisTier::get) one value, in one round trip;
+//! - [`set`](RedisTier::set) one value with an expiry (`SET … PX`);
+//! - [`delete`](RedisTier::delete) one (`UNLINK`);
+//! - [`delete_matching`](RedisTier::delete_matching) every id a glob
+//!   matches (`SCAN` + `UNLINK`, never `KEYS`);
+//! - [`ping`](RedisTier::ping).
+//!
+//! **A Redis outage costs latency, never an error a user sees.** Building a
+//! tier does not connect, so start-up never waits for Redis. Every
+//! operation, getting a pooled connection included, ends within the op
+//! timeout (100 ms by default). After repeated failures a
+//! [circuit breaker](BreakerState) makes operations fail at once, and a
+//! background prober notices when Redis is back. Every failure is an
+//! [`Error`] the service turns into "behave as a miss"; a value that does
+//! not decode (corrupt, or written by another format version) is already
+//! reported as a miss. Events reach an [`Observer`], which is how metrics
+//! hook in. The Redis password never appears in logs, `Debug` output or
+//! errors ([`RedisTier::redacted_url`]).
+//!
+//! What it is not: the cache policy. It knows nothing of HTTP, positions,
+//! freshness windows, refreshes or Prometheus; it stores what it is given
+//! and reads back what is there. Redis Cluster is not supported yet.
+//!
+//! # Examples
+//!
+//! The envelope needs no server:
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use cache_redis::envelope;
+//!
+//! let fetched_at = SystemTime::now();
+//! let bytes = envelope::encode(&("USDC", 1520_u64), fetched_at).unwrap();
+//! let stored = envelope::decode::<(String, u64)>(&bytes).unwrap();
+//! assert_eq!(stored.value, ("USDC".to_owned(), 1520));
+//! assert_eq!(stored.fetched_at, fetched_at);
+//! ```
+//!
+//! The tier, against a throwaway server from `testing::RedisServer` (feature
+//! `testing`):
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cache_redis::Error> {
+//! use std::time::{Duration, SystemTime};
+//! use cache_redis::{Config, RedisTier, testing::RedisServer};
+//!
+//! let server = RedisServer::start();
+//! let tier = RedisTier::new(Config::new(server.url()))?;
+//!
+//! let fetched_at = SystemTime::now();
+//! // A slice is written as a sequence, so it reads back as a `Vec`. (An
+//! // array would be written as a tuple, which does not read back as a
+//! // `Vec`: the get would report it as an undecodable value, a miss.)
+//! tier.set("0xabc", &["USDC", "WETH"][..], fetched_at, Duration::from_secs(900)).await?;
+//! let stored = tier.get::<Vec<String>>("0xabc").await?.expect("just stored");
+//! assert_eq!((stored.value, stored.fetched_at), (vec!["USDC".to_owned(), "WETH".to_owned()], fetched_at));
+//!
+//! assert_eq!(tier.delete_matching("0x*").await?, 1);
+//! assert!(tier.get::<Vec<String>>("0xabc").await?.is_none());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
+//! ```
+
+mod breaker;
+mod config;
+pub mod envelope;
+mod error;
+mod keys;
+mod observer;
+mod op;
+mod prober;
+mod redact;
+mod tier;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use breaker::{BreakerConfig, BreakerState, DEFAULT_BASE_PAUSE, DEFAULT_FAILURE_THRESHOLD, DEFAULT_MAX_PAUSE};
+pub use config::{Config, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, DEFAULT_POOL_SIZE};
+pub use envelope::Stored;
+pub use error::Error;
+pub use observer::Observer;
+pub use op::Op;
+pub use tier::{RedisTier, SCAN_COUNT};

@@ -1,0 +1,544 @@
+//! The tier itself: a connection pool, the key layout, the envelope and the
+//! breaker put together into five time-bounded operations.
+//!
+//! Every operation goes the same way ([`Shared::round_trip`]): ask the
+//! breaker for leave, then, under one `tokio::time::timeout` of the op
+//! timeout, get a pooled connection and send one command or pipeline; then
+//! tell the breaker, the reachability flag and the observer how it went.
+//! So no caller waits longer than the op timeout (a pattern deletion makes
+//! one round trip per page, each under its own), and none waits at all
+//! while the breaker is open.
+//!
+//! A known cost: deadpool-redis checks every connection it hands out with
+//! an `UNWATCH` + `PING` round trip, so each operation takes two round
+//! trips, not one (about 125 µs instead of 60 µs for a `get` on loopback).
+//! Avoiding it needs a pool manager of our own, which skips the check and
+//! discards a connection after an I/O error instead.
+//!
+//! What it is not: a cache policy. It stores what it is given for as long
+//! as it is told, and reads back what is there; freshness, single flight
+//! and what to do on an error belong to the service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo};
+use deadpool_redis::{Connection, Pool, PoolError, Runtime};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::breaker::{Breaker, BreakerState};
+use crate::config::Config;
+use crate::envelope::{self, Stored};
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::observer::{Observer, Silent};
+use crate::op::Op;
+use crate::prober;
+use crate::redact::Secrets;
+
+/// Keys asked for per `SCAN` page: large, so that walking a big keyspace
+/// takes few round trips, yet one page (and the `UNLINK` of it) keeps Redis
+/// busy for only a millisecond or so, leaving room for other clients.
+pub const SCAN_COUNT: usize = 1000;
+
+/// The longest expiry a store asks for (about 140,000 years); longer ones
+/// are shortened to it, because Redis refuses an expiry that overflows its
+/// clock.
+const MAX_EXPIRY_MS: u64 = 1 << 52;
+
+/// The shared Redis tier: values of type `T` stored under
+/// `{namespace}:positions:v1:{id}` with the time they were fetched.
+///
+/// Built from a [`Config`] without connecting, so start-up neither fails
+/// nor waits when Redis is down; only a malformed URL is an error here.
+/// Cloning is cheap and clones share the pool, the breaker and the prober.
+///
+/// Every operation returns within the op timeout (getting a connection
+/// included), or at once with [`Error::Unavailable`] while the breaker is
+/// open; every error means "Redis could not help this time", and the
+/// caller should carry on as on a miss.
+///
+/// **Recovery is probed in the background.** When built inside a tokio
+/// runtime, the tier spawns a small prober task. It sends one `PING` at
+/// start (so [`is_up`](Self::is_up) and the observer learn early whether
+/// Redis answers, without anyone waiting for it), then sleeps until the
+/// breaker opens and, each time its pause ends, sends the trial `PING`.
+/// Recovery after an outage therefore does not wait for user traffic: a
+/// replica with no requests still closes its breaker, and its health and
+/// `up` gauge come back, within one pause (at most 2 s by default) of Redis
+/// returning; and users never pay for a trial that the prober can make.
+/// An operation that finds the pause over before the prober does is the
+/// trial itself, which also covers a tier built outside a runtime (no
+/// prober then). The prober stops when the last clone of the tier is
+/// dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::{Duration, SystemTime};
+/// use cache_redis::{Config, RedisTier};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_redis::Error> {
+/// let tier = RedisTier::new(Config::new("redis://127.0.0.1:6379"))?;
+///
+/// tier.set("0xabc", &vec![1_u64, 2, 3], SystemTime::now(), Duration::from_secs(900)).await?;
+/// let stored = tier.get::<Vec<u64>>("0xabc").await?.expect("just stored");
+/// assert_eq!(stored.value, [1, 2, 3]);
+///
+/// assert!(tier.delete("0xabc").await?);
+/// assert_eq!(tier.delete_matching("0x*").await?, 0);
+/// println!("redis answers in {:?}", tier.ping().await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisTier {
+    shared: Arc<Shared>,
+    /// Stops the prober when the last clone goes; `None` without a runtime.
+    prober: Option<Arc<prober::Guard>>,
+}
+
+/// What the tier's clones and its prober share.
+pub(crate) struct Shared {
+    pool: Pool,
+    keys: Keys,
+    namespace: String,
+    op_timeout: Duration,
+    pub(crate) breaker: Breaker,
+    observer: Arc<dyn Observer>,
+    redacted_url: String,
+    secrets: Secrets,
+    reachability: AtomicU8,
+}
+
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
+/// One round trip's worth of request.
+enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+}
+
+/// Why a round trip failed before it was classified.
+enum Failure {
+    Pool(PoolError),
+    Redis(redis::RedisError),
+}
+
+impl RedisTier {
+    /// Builds a tier that reports to no one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] if the URL does not parse, [`Error::Pool`] if
+    /// the pool cannot be built. Never a connection error: nothing connects
+    /// here.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Self::with_observer(config, Arc::new(Silent))
+    }
+
+    /// Builds a tier that reports its events to `observer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_observer(config: Config, observer: Arc<dyn Observer>) -> Result<Self, Error> {
+        let redacted_url = config.redacted_url();
+        let invalid = |reason: String| Error::InvalidUrl { url: redacted_url.clone(), reason };
+        let info = config
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| invalid(Secrets::new(&config.url, None).scrub(e)))?;
+        let secrets = Secrets::new(&config.url, info.redis_settings().password());
+
+        let timeout = Some(config.op_timeout);
+        let connection_config =
+            AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
+        let manager =
+            deadpool_redis::Manager::new_with_config(info, connection_config).map_err(|e| invalid(secrets.scrub(e)))?;
+        // Without these timeouts (and without the runtime they need), a
+        // pool waiting on an unreachable Redis would wait forever; the
+        // timeout around each operation is the real bound, these keep
+        // nothing underneath from outliving it.
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.get())
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Pool(secrets.scrub(e)))?;
+
+        let shared = Arc::new(Shared {
+            pool,
+            keys: Keys::new(&config.namespace),
+            namespace: config.namespace,
+            op_timeout: config.op_timeout,
+            breaker: Breaker::new(config.breaker, Arc::clone(&observer), redacted_url.clone()),
+            observer,
+            redacted_url,
+            secrets,
+            reachability: AtomicU8::new(UNKNOWN),
+        });
+        let prober = prober::start(&shared).map(Arc::new);
+        Ok(Self { shared, prober })
+    }
+
+    /// Reads the entry for `id` with one command (`GET`).
+    ///
+    /// `Ok(None)` if there is none, or if the bytes there are not a value
+    /// this version can read (another format version, or corruption): such
+    /// a value is logged at warn with its key, reported to the observer as
+    /// corrupt, and left for the next [`set`](Self::set) to replace.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`], [`Error::Timeout`], [`Error::Redis`] or
+    /// [`Error::Pool`]: Redis could not answer; treat as a miss.
+    pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Option<Stored<T>>, Error> {
+        let key = self.shared.keys.key(id);
+        let mut command = redis::cmd("GET");
+        command.arg(&key);
+        let bytes: Option<Vec<u8>> = self.shared.round_trip(Op::Get, Request::Command(&command)).await?;
+        let Some(bytes) = bytes else {
+            self.shared.observer.miss();
+            return Ok(None);
+        };
+        match envelope::decode::<T>(&bytes) {
+            Ok(stored) => {
+                self.shared.observer.hit();
+                Ok(Some(stored))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    key = %key,
+                    len = bytes.len(),
+                    %error,
+                    "ignoring an undecodable value in redis; the next store replaces it",
+                );
+                self.shared.observer.corrupt_value();
+                self.shared.observer.miss();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stores `value` for `id` with the time it was fetched from its
+    /// source, to expire after `expire_after` (`SET key value PX ms`; the
+    /// service passes TTL plus its stale-if-error window). The expiry is
+    /// counted in whole milliseconds, at least one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if the value cannot be encoded (nothing is sent),
+    /// or a Redis error as for [`get`](Self::get).
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        value: &T,
+        fetched_at: SystemTime,
+        expire_after: Duration,
+    ) -> Result<(), Error> {
+        let bytes = envelope::encode(value, fetched_at).map_err(|error| {
+            self.shared.observer.error(Op::Set);
+            Error::from(error)
+        })?;
+        let millis = u64::try_from(expire_after.as_millis()).unwrap_or(u64::MAX).clamp(1, MAX_EXPIRY_MS);
+        let mut command = redis::cmd("SET");
+        command.arg(self.shared.keys.key(id)).arg(bytes).arg("PX").arg(millis);
+        self.shared.round_trip(Op::Set, Request::Command(&command)).await
+    }
+
+    /// Drops the entry for `id` (`UNLINK`, so Redis frees it in the
+    /// background); `true` if there was one.
+    ///
+    /// # Errors
+    ///
+    /// A Redis error as for [`get`](Self::get).
+    pub async fn delete(&self, id: &str) -> Result<bool, Error> {
+        let mut command = redis::cmd("UNLINK");
+        command.arg(self.shared.keys.key(id));
+        let removed: u64 = self.shared.round_trip(Op::Delete, Request::Command(&command)).await?;
+        Ok(removed > 0)
+    }
+
+    /// Drops the entry of every id that `id_pattern` matches, with Redis's
+    /// glob rules (`*`, `?`, `[a-z]`, `\` escapes; see
+    /// [`cache_core::glob`]), and returns how many it dropped.
+    ///
+    /// It walks the keyspace with `SCAN … MATCH … COUNT 1000` (never
+    /// `KEYS`, which would stall Redis for every other client) and
+    /// `UNLINK`s each page in the same round trip as the `SCAN` of the next
+    /// one, until the cursor comes back to 0. Only the namespace's keys are
+    /// touched: glob characters in the namespace are escaped. A key that
+    /// `SCAN` returns twice, or that expires on the way, is counted once or
+    /// not at all: the count is what `UNLINK` removed.
+    ///
+    /// Each round trip gets the op timeout; the whole deletion may take
+    /// longer (about a second per 100,000 keys on loopback). If one fails,
+    /// the deletion stops with that error, having dropped some keys;
+    /// running it again finishes the job.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] for a malformed pattern (an unclosed `[`
+    /// or a trailing `\`), before anything is deleted; otherwise a Redis
+    /// error as for [`get`](Self::get).
+    pub async fn delete_matching(&self, id_pattern: &str) -> Result<u64, Error> {
+        let pattern = self.shared.keys.pattern(id_pattern)?;
+        let started = Instant::now();
+        let mut removed = 0_u64;
+        let mut cursor = Some(0_u64);
+        let mut page: Vec<Vec<u8>> = Vec::new();
+        while cursor.is_some() || !page.is_empty() {
+            let mut pipeline = redis::pipe();
+            if !page.is_empty() {
+                pipeline.cmd("UNLINK").arg(&page);
+            }
+            if let Some(at) = cursor {
+                pipeline.cmd("SCAN").arg(at).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_COUNT);
+            }
+            let op = if cursor.is_some() { Op::Scan } else { Op::Delete };
+            let replies: Vec<redis::Value> = match self.shared.round_trip(op, Request::Pipeline(&pipeline)).await {
+                Ok(replies) => replies,
+                Err(error) => {
+                    if removed > 0 {
+                        tracing::warn!(pattern = %pattern, removed, %error, "redis pattern deletion stopped midway");
+                    }
+                    return Err(error);
+                }
+            };
+            let mut replies = replies.into_iter();
+            if !page.is_empty() {
+                removed += self.shared.parse::<u64>(op, replies.next())?;
+            }
+            if cursor.is_some() {
+                let (next, keys): (u64, Vec<Vec<u8>>) = self.shared.parse(op, replies.next())?;
+                cursor = (next != 0).then_some(next);
+                page = keys;
+            } else {
+                page.clear();
+            }
+        }
+        tracing::debug!(pattern = %pattern, removed, elapsed = ?started.elapsed(), "redis pattern deletion done");
+        Ok(removed)
+    }
+
+    /// One `PING` round trip; how long it took, getting a connection
+    /// included.
+    ///
+    /// # Errors
+    ///
+    /// A Redis error as for [`get`](Self::get).
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        self.shared.ping().await
+    }
+
+    /// Where the circuit breaker is.
+    pub fn state(&self) -> BreakerState {
+        self.shared.breaker.state()
+    }
+
+    /// Whether operations go to Redis: the breaker is closed. While it is
+    /// open or half-open, operations fail at once with
+    /// [`Error::Unavailable`].
+    pub fn is_available(&self) -> bool {
+        self.state() == BreakerState::Closed
+    }
+
+    /// Whether the last round trip to Redis succeeded. `false` until one
+    /// has (the prober's first `PING` usually settles it within
+    /// milliseconds of start-up).
+    pub fn is_up(&self) -> bool {
+        self.shared.reachability.load(Ordering::Relaxed) == UP
+    }
+
+    /// The Redis URL with its password replaced by `***`, e.g.
+    /// `redis://user:***@host:6379/0`.
+    pub fn redacted_url(&self) -> &str {
+        &self.shared.redacted_url
+    }
+
+    /// The key namespace.
+    pub fn namespace(&self) -> &str {
+        &self.shared.namespace
+    }
+
+    /// The op timeout: the longest any one round trip may take.
+    pub fn op_timeout(&self) -> Duration {
+        self.shared.op_timeout
+    }
+}
+
+impl fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("url", &self.shared.redacted_url)
+            .field("namespace", &self.shared.namespace)
+            .field("op_timeout", &self.shared.op_timeout)
+            .field("breaker", &self.state())
+            .field("up", &self.is_up())
+            .field("prober", &self.prober.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) async fn ping(&self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        self.round_trip::<()>(Op::Ping, Request::Command(&redis::cmd("PING"))).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Sends `request` through the breaker, under the op timeout, and
+    /// records how it went.
+    async fn round_trip<R: FromRedisValue>(&self, op: Op, request: Request<'_>) -> Result<R, Error> {
+        let permit = self.breaker.admit().inspect_err(|_| self.observer.rejected(op))?;
+        let mut step = Op::Connect;
+        let attempt = tokio::time::timeout(self.op_timeout, async {
+            let mut connection = self.pool.get().await.map_err(Failure::Pool)?;
+            step = op;
+            request.send(&mut connection).await.map_err(Failure::Redis)
+        })
+        .await;
+        let result = match attempt {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(failure)) => Err(self.classify(op, failure)),
+            Err(_elapsed) => Err(Error::Timeout(step, self.op_timeout)),
+        };
+        match &result {
+            Ok(_) => {
+                permit.succeeded();
+                self.set_up(true);
+            }
+            Err(error) => {
+                let trial = permit.is_trial();
+                permit.failed();
+                self.set_up(false);
+                let failed_at = match error {
+                    Error::Timeout(step, _) => *step,
+                    Error::Redis { op, .. } => *op,
+                    _ => Op::Connect,
+                };
+                self.observer.error(failed_at);
+                // Errors are counted by the observer and returned to the
+                // caller; logging each one would flood the log during an
+                // outage, so only the breaker's transitions are logged above
+                // debug.
+                tracing::debug!(redis = %self.redacted_url, %error, trial, "redis operation failed");
+            }
+        }
+        result
+    }
+
+    fn classify(&self, op: Op, failure: Failure) -> Error {
+        // The pool's and the connection's own timeouts equal the op timeout
+        // and may fire in the same timer tick as the one around the whole
+        // operation, which polls the operation first: they are the same
+        // event and get the same error.
+        match failure {
+            Failure::Pool(PoolError::Timeout(_)) => Error::Timeout(Op::Connect, self.op_timeout),
+            Failure::Pool(PoolError::Backend(error)) if error.is_timeout() => {
+                Error::Timeout(Op::Connect, self.op_timeout)
+            }
+            Failure::Pool(PoolError::Backend(error)) => {
+                Error::Redis { op: Op::Connect, cause: self.secrets.scrub(error) }
+            }
+            Failure::Pool(other) => Error::Pool(self.secrets.scrub(other)),
+            Failure::Redis(error) if error.is_timeout() => Error::Timeout(op, self.op_timeout),
+            Failure::Redis(error) => Error::Redis { op, cause: self.secrets.scrub(error) },
+        }
+    }
+
+    /// Reads one reply of a pipeline. A reply of the wrong shape means the
+    /// server is not speaking the protocol this code expects; it is an
+    /// error of the operation, not a panic.
+    fn parse<R: FromRedisValue>(&self, op: Op, reply: Option<redis::Value>) -> Result<R, Error> {
+        let reply = reply.ok_or_else(|| Error::Redis { op, cause: "a pipeline reply is missing".to_owned() })?;
+        redis::from_redis_value(reply).map_err(|e| {
+            self.observer.error(op);
+            Error::Redis { op, cause: self.secrets.scrub(redis::RedisError::from(e)) }
+        })
+    }
+
+    fn set_up(&self, up: bool) {
+        let now = if up { UP } else { DOWN };
+        if self.reachability.swap(now, Ordering::Relaxed) != now {
+            self.observer.up_changed(up);
+        }
+    }
+}
+
+impl Request<'_> {
+    async fn send<R: FromRedisValue>(&self, connection: &mut Connection) -> redis::RedisResult<R> {
+        match self {
+            Self::Command(command) => command.query_async(connection).await,
+            Self::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn operations_can_run_on_any_task() {
+        let tier = RedisTier::new(Config::new("redis://127.0.0.1:1")).unwrap();
+        assert_send(&tier.get::<Vec<String>>("a"));
+        assert_send(&tier.set("a", &vec!["b".to_owned()], SystemTime::now(), Duration::from_secs(1)));
+        assert_send(&tier.delete("a"));
+        assert_send(&tier.delete_matching("a*"));
+        assert_send(&tier.ping());
+        assert_shareable::<RedisTier>();
+    }
+
+    #[test]
+    fn building_does_not_connect_and_a_bad_url_is_refused() {
+        // Port 1 has nothing listening; building must not notice.
+        let tier = RedisTier::new(Config::new("redis://127.0.0.1:1/0")).unwrap();
+        assert_eq!(tier.state(), BreakerState::Closed);
+        assert!(!tier.is_up());
+        assert_eq!(tier.namespace(), "poscache");
+
+        for url in ["http://127.0.0.1:6379", "redis://:hunter2@host:port", "not a url at all", "redis://host/x"] {
+            let error = RedisTier::new(Config::new(url)).unwrap_err();
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{url}: {error:?}");
+            assert!(!error.to_string().contains("hunter2") && !format!("{error:?}").contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_the_redacted_url_only() {
+        let tier = RedisTier::new(Config::new("redis://user:hunter2@127.0.0.1:1/0")).unwrap();
+        let debug = format!("{tier:?}");
+        assert!(debug.contains("redis://user:***@127.0.0.1:1/0"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(tier.redacted_url(), "redis://user:***@127.0.0.1:1/0");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_fast_then_opens_the_breaker() {
+        let tier = RedisTier::new(Config::new("redis://127.0.0.1:1")).unwrap();
+        let mut failures = 0;
+        while tier.state() == BreakerState::Closed {
+            let error = tier.get::<u8>("a").await.unwrap_err();
+            assert!(error.is_unavailability(), "{error}");
+            failures += 1;
+            assert!(failures <= 3, "the breaker opens after 3 failures (the prober's first ping may be one)");
+        }
+        assert!(matches!(tier.get::<u8>("a").await, Err(Error::Unavailable)));
+        assert!(matches!(tier.delete_matching("[").await, Err(Error::InvalidPattern(_))), "checked first");
+    }
+}
