@@ -79,7 +79,8 @@ impl FakeSource {
             positions: vec![Position {
                 token: "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48".into(),
                 symbol: "USDC".into(),
-                quantity: d("1520.250000"),
+                // More digits than an f64 holds, to show none is lost.
+                quantity: d("1520.250000000000000000001"),
                 avg_cost: d("0.9998"),
                 cost_basis: d("1519.945950"),
                 price: Some(d("1.0001")),

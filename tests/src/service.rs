@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{ManualClock, Policy};
+use positions_api::config::Config;
 use positions_api::source::Source;
 use positions_api::{App, ServerOptions, Service, ServiceOptions};
 use telemetry::Metrics;
@@ -51,17 +52,74 @@ pub fn default_options() -> ServiceOptions {
     }
 }
 
-impl TestService {
-    /// Starts the service over `source` with `options`.
+/// How to start a [`TestService`]; see [`TestService::builder`].
+#[derive(Debug)]
+pub struct Builder {
+    options: ServiceOptions,
+    source: Arc<dyn Source>,
+    admin_token: Option<String>,
+    redis_url: Option<String>,
+    redis_timeout_ms: u64,
+    clock: Option<ManualClock>,
+}
+
+impl Builder {
+    /// Sets the service options (default: [`default_options`]).
+    #[must_use]
+    pub fn options(mut self, options: ServiceOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Enables DELETE with this token.
+    #[must_use]
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    /// Uses the Redis at `url` as tier 2, with a 100 ms operation timeout
+    /// unless [`redis_timeout_ms`](Self::redis_timeout_ms) says otherwise.
+    #[must_use]
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis_url = Some(url.to_owned());
+        self
+    }
+
+    /// Sets the Redis operation timeout.
+    #[must_use]
+    pub fn redis_timeout_ms(mut self, ms: u64) -> Self {
+        self.redis_timeout_ms = ms;
+        self
+    }
+
+    /// Shares `clock` with this service (so that two services agree on
+    /// ages).
+    #[must_use]
+    pub fn clock(mut self, clock: &ManualClock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
+    /// Starts the service on an ephemeral port.
     ///
     /// # Panics
     ///
-    /// If it cannot bind a port on 127.0.0.1.
-    pub async fn start(options: ServiceOptions, source: Arc<dyn Source>, admin_token: Option<&str>) -> Self {
-        let clock = ManualClock::starting_now();
+    /// If it cannot bind a port on 127.0.0.1 or the Redis settings are
+    /// invalid.
+    pub async fn start(self) -> TestService {
+        let clock = self.clock.unwrap_or_else(ManualClock::starting_now);
         let metrics = Arc::new(Metrics::new());
-        let service = Service::new(&options, source, Arc::clone(&metrics), Arc::new(clock.clone()));
-        let app = Arc::new(App::new(service, Arc::clone(&metrics), admin_token.map(str::to_owned)));
+        let redis = self.redis_url.map(|url| {
+            // The production wiring, so that the tier's metrics and logs
+            // are what an operator would see.
+            let timeout = self.redis_timeout_ms.to_string();
+            let config = Config::from_args(["positions-api", "--redis-url", &url, "--redis-timeout-ms", &timeout])
+                .expect("valid Redis settings");
+            positions_api::startup::redis(&config, &metrics).expect("a usable Redis URL").expect("Redis configured")
+        });
+        let service = Service::new(&self.options, self.source, Arc::clone(&metrics), Arc::new(clock.clone()), redis);
+        let app = Arc::new(App::new(service, Arc::clone(&metrics), self.admin_token));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
         let base = format!("http://{}", listener.local_addr().expect("bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -69,12 +127,37 @@ impl TestService {
         let task = tokio::spawn(positions_api::startup::run(Arc::clone(&app), listener, options, async move {
             let _ = stopped.await;
         }));
-        Self { base, clock, metrics, app, stop: Some(stop), task: Some(task) }
+        TestService { base, clock, metrics, app, stop: Some(stop), task: Some(task) }
+    }
+}
+
+impl TestService {
+    /// A builder for a service over `source`.
+    pub fn builder(source: Arc<dyn Source>) -> Builder {
+        Builder {
+            options: default_options(),
+            source,
+            admin_token: None,
+            redis_url: None,
+            redis_timeout_ms: 100,
+            clock: None,
+        }
+    }
+
+    /// Starts the service over `source` with `options`.
+    pub async fn start(options: ServiceOptions, source: Arc<dyn Source>, admin_token: Option<&str>) -> Self {
+        let builder = Self::builder(source).options(options);
+        match admin_token {
+            Some(token) => builder.admin_token(token),
+            None => builder,
+        }
+        .start()
+        .await
     }
 
     /// Starts the service with [`default_options`].
     pub async fn with_source(source: Arc<dyn Source>) -> Self {
-        Self::start(default_options(), source, None).await
+        Self::builder(source).start().await
     }
 
     /// A client for this service.

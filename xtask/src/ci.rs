@@ -3,11 +3,14 @@
 use anyhow::{Result, bail};
 
 use crate::cmd::{cargo, on_path, run};
+use crate::tools;
 
 pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         bail!("`ci` takes no arguments, got {arg:?}");
     }
+    // The Redis tests start their own redis-server processes.
+    tools::ensure(&[tools::REDIS])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;

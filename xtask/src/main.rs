@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod gen_ledger;
+mod tools;
 
 use std::process::ExitCode;
 

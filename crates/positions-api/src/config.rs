@@ -58,6 +58,26 @@ pub struct Config {
     )]
     pub stale_if_error_sec: u64,
 
+    /// Redis URL for the shared second tier (`redis://[user:password@]host:port[/db]`); unset means memory only.
+    #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key: `{namespace}:positions:v1:{wallet}`.
+    #[arg(long = "redis-namespace", env = "REDIS_NAMESPACE", default_value = "poscache", value_name = "NAME",
+          value_parser = parse_namespace)]
+    pub redis_namespace: String,
+
+    /// Milliseconds any one Redis operation may take before it counts as failed (a hung Redis never holds a
+    /// request longer).
+    #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value_t = 100, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+
+    /// Connections in the Redis pool.
+    #[arg(long = "redis-pool-size", env = "REDIS_POOL_SIZE", default_value_t = 16, value_name = "CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub redis_pool_size: u64,
+
     /// Where fresh positions come from: `ledger:DIR` (trades.csv and prices.csv in DIR), an `http://` upstream
     /// base URL, or `sample` for the ledger bundled in the binary.
     #[arg(long = "source", env = "POSITIONS_SOURCE", default_value = "sample", value_name = "SOURCE",
@@ -137,6 +157,23 @@ fn parse_source(value: &str) -> Result<SourceSpec, String> {
     }
 }
 
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    if value.starts_with("redis://") || value.starts_with("rediss://") || value.starts_with("redis+unix://") {
+        Ok(value.to_owned())
+    } else {
+        // The value may hold a password: never echo it.
+        Err("expected redis://[user:password@]host:port[/db]".into())
+    }
+}
+
+fn parse_namespace(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.contains(char::is_whitespace) {
+        Err("expected a non-empty name without spaces".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
 fn parse_token(value: &str) -> Result<String, String> {
     if value.trim().is_empty() {
         Err("must not be empty (unset it to disable DELETE)".into())
@@ -185,6 +222,11 @@ impl Config {
         Duration::from_millis(self.refresh_timeout_ms)
     }
 
+    /// The limit on one Redis operation.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
     /// The limit on a request's headers.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
@@ -218,11 +260,16 @@ fn one_line(error: &clap::Error) -> String {
     // `arg` reads like `--ttl-sec <SECONDS>`: find that flag's variable.
     let long = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or_default();
     let command = Config::command();
-    let Some(env) = command.get_arguments().find(|a| a.get_long() == Some(long)).and_then(|a| a.get_env()) else {
+    let Some(argument) = command.get_arguments().find(|a| a.get_long() == Some(long)) else {
         return first.to_owned();
     };
+    let Some(env) = argument.get_env() else {
+        return first.to_owned();
+    };
+    // Secrets (the admin token, a Redis URL with its password) are never
+    // echoed back.
     let value = match error.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(v)) => format!(" {v:?}"),
+        Some(ContextValue::String(v)) if !argument.is_hide_env_values_set() => format!(" {v:?}"),
         _ => String::new(),
     };
     let cause = first.rsplit_once("': ").map_or(first, |(_, cause)| cause);
@@ -274,6 +321,10 @@ mod tests {
             assert!(line.contains(var), "{args:?}: {line}");
             assert!(!line.contains('\n'), "{args:?}: more than one line: {line}");
         }
+        let Err(ConfigError::Invalid(line)) = parse(&["--redis-url", "http://:hunter2@host"]) else {
+            panic!("accepted")
+        };
+        assert!(line.contains("REDIS_URL") && !line.contains("hunter2"), "a secret was echoed: {line}");
         let Err(ConfigError::Invalid(line)) = parse(&["--ttl-sec", "abc"]) else { panic!("accepted") };
         assert_eq!(line, r#"invalid "abc" for POSITION_CACHE_TTL_SEC (--ttl-sec): invalid digit found in string"#);
     }
@@ -292,6 +343,8 @@ mod tests {
             "REFRESH_CONCURRENCY",
             "REFRESH_TIMEOUT_MS",
             "ADMIN_TOKEN",
+            "REDIS_URL",
+            "REDIS_TIMEOUT_MS",
         ] {
             assert!(help.contains(var), "--help does not mention {var}");
         }

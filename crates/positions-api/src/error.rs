@@ -50,6 +50,9 @@ pub enum ApiError {
     /// Too much work queued for the source.
     #[error("too many loads are waiting for the source; retry shortly")]
     Overloaded,
+    /// An invalidation reached memory but not Redis.
+    #[error("dropped from memory, but Redis did not answer ({0}); retry to drop it there too")]
+    RedisUnavailable(String),
     /// The service is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -72,7 +75,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::SourceFailed(_) => StatusCode::BAD_GATEWAY,
             Self::SourceTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::ShuttingDown | Self::RedisUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +94,7 @@ impl ApiError {
             Self::SourceTimeout(_) => "source_timeout",
             Self::Overloaded => "overloaded",
             Self::ShuttingDown => "shutting_down",
+            Self::RedisUnavailable(_) => "redis_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -115,7 +119,7 @@ impl ApiError {
             Self::MethodNotAllowed { allow, .. } => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Overloaded | Self::ShuttingDown => {
+            Self::Overloaded | Self::ShuttingDown | Self::RedisUnavailable(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             _ => {}

@@ -35,6 +35,7 @@
 //!     Arc::new(Ledger::sample()),
 //!     Arc::clone(&metrics),
 //!     Arc::new(cache_core::SystemClock),
+//!     None, // no Redis
 //! );
 //! let app = Arc::new(App::new(service, metrics, None));
 //!
@@ -53,6 +54,7 @@
 pub mod config;
 mod error;
 mod model;
+mod observers;
 mod routes;
 mod server;
 mod service;

@@ -20,13 +20,6 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
-    let app = match startup::build(&config) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("positions-api: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -35,6 +28,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Built inside the runtime: the Redis tier starts its prober task.
+        let app = match startup::build(&config) {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("positions-api: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(config.bind).await {
             Ok(listener) => listener,
             Err(e) => {

@@ -105,14 +105,14 @@ impl App {
         if let Some(wallet) = path.strip_prefix(POSITIONS_PREFIX) {
             let result = match *method {
                 Method::GET | Method::HEAD => self.get_positions(wallet, request.uri().query()).await,
-                Method::DELETE => self.delete_positions(request, wallet),
+                Method::DELETE => self.delete_positions(request, wallet).await,
                 _ => not_allowed("GET, HEAD, DELETE"),
             };
             return (POSITIONS_ROUTE, result);
         }
         let (route, result) = match path {
             ALL_POSITIONS_ROUTE => match *method {
-                Method::DELETE => (ALL_POSITIONS_ROUTE, self.delete_all(request)),
+                Method::DELETE => (ALL_POSITIONS_ROUTE, self.delete_all(request).await),
                 _ => (ALL_POSITIONS_ROUTE, not_allowed("DELETE")),
             },
             "/health" if read => ("/health", Ok(self.health())),
@@ -151,6 +151,7 @@ impl App {
         let ttl = self.service.policy().ttl().as_secs().cast_signed() - answer.age.as_secs().cast_signed();
         match answer.origin {
             Origin::Memory => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=memory"),
+            Origin::Redis => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=redis"),
             Origin::MemoryStaleIfError => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=memory-stale-if-error"),
             Origin::Source { forced: false } => format!("{CACHE_NAME}; fwd=miss; stored"),
             Origin::Source { forced: true } => format!("{CACHE_NAME}; fwd=request; stored"),
@@ -158,18 +159,18 @@ impl App {
         }
     }
 
-    fn delete_positions<B>(&self, request: &Request<B>, wallet: &str) -> Result<HttpResponse, ApiError> {
+    async fn delete_positions<B>(&self, request: &Request<B>, wallet: &str) -> Result<HttpResponse, ApiError> {
         self.authorize(request)?;
         let wallet = Wallet::parse(wallet)?;
-        let removed = self.service.invalidate(&wallet);
+        let removed = self.service.invalidate(&wallet).await?;
         tracing::info!(%wallet, removed, "wallet invalidated");
         Ok(json(StatusCode::OK, &DeletedWallet { wallet: wallet.as_str(), removed }))
     }
 
-    fn delete_all<B>(&self, request: &Request<B>) -> Result<HttpResponse, ApiError> {
+    async fn delete_all<B>(&self, request: &Request<B>) -> Result<HttpResponse, ApiError> {
         self.authorize(request)?;
         let pattern = query_param(request.uri().query(), "pattern").unwrap_or("*");
-        let removed = self.service.invalidate_matching(pattern)?;
+        let removed = self.service.invalidate_matching(pattern).await?;
         tracing::info!(pattern, removed, "wallets invalidated");
         Ok(json(StatusCode::OK, &DeletedPattern { pattern, removed }))
     }
@@ -234,7 +235,7 @@ struct DeletedWallet<'a> {
 #[derive(Serialize)]
 struct DeletedPattern<'a> {
     pattern: &'a str,
-    removed: usize,
+    removed: u64,
 }
 
 /// `/health`'s body.

@@ -12,6 +12,12 @@
 //! wallet, stores the result and answers it with `cached: false`. With
 //! caching disabled every request is a load (still shared).
 //!
+//! With Redis configured, a tier-1 miss reads tier 2 before loading: a
+//! value there serves (and fills tier 1, keeping its `fetched_at`) by the
+//! same table, and a load writes both tiers. Redis failures are misses: the
+//! tier bounds every operation in time, so an outage costs latency, never an
+//! error.
+//!
 //! Loads go through a [`refresh::Loader`]: it runs one flight per wallet,
 //! limits the loads in flight, times them out and turns panics into errors.
 //! The load function fetches from the [`Source`], renders the
@@ -21,13 +27,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use cache_core::{Cache, Clock, Entry, Policy};
-use refresh::{FlightKind, LoadError, Loader, Outcome, Refresh};
+use cache_core::{Cache, Clock, Entry, Freshness, Policy};
+use cache_redis::RedisTier;
+use refresh::{LoadError, Loader};
 use telemetry::{Lookup, Metrics};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::model::Snapshot;
+use crate::model::{Positions, Snapshot};
 use crate::source::{Source, SourceError};
 use crate::wallet::Wallet;
 
@@ -50,6 +57,8 @@ pub struct ServiceOptions {
 pub enum Origin {
     /// Tier 1, within the TTL or the stale-while-revalidate window.
     Memory,
+    /// Tier 2, within the TTL or the stale-while-revalidate window.
+    Redis,
     /// Tier 1, past every normal window, because the source failed.
     MemoryStaleIfError,
     /// A load from the source that this request waited for.
@@ -94,41 +103,10 @@ pub struct Service {
 struct Shared {
     enabled: bool,
     cache: Cache<Wallet, Arc<Snapshot>>,
+    redis: Option<RedisTier>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     source_name: &'static str,
-}
-
-/// Counts the loader's events into the project's metrics.
-#[derive(Debug)]
-struct LoaderMetrics {
-    metrics: Arc<Metrics>,
-    source: telemetry::Source,
-}
-
-impl refresh::Observer for LoaderMetrics {
-    fn refresh_requested(&self, refresh: Refresh) {
-        if refresh == Refresh::Started {
-            self.metrics.cache.record_refresh_started();
-        }
-    }
-
-    fn load_finished(&self, _kind: FlightKind, outcome: Outcome, elapsed: Duration) {
-        let outcome = match outcome {
-            Outcome::Ok => telemetry::Outcome::Ok,
-            Outcome::Timeout => telemetry::Outcome::Timeout,
-            Outcome::Panicked => telemetry::Outcome::Panicked,
-            Outcome::Error | Outcome::Abandoned => telemetry::Outcome::Error,
-        };
-        if outcome != telemetry::Outcome::Ok {
-            self.metrics.cache.record_load_failed();
-        }
-        self.metrics.source.observe(self.source, outcome, elapsed);
-    }
-
-    fn overloaded(&self) {
-        self.metrics.cache.record_overload_rejection();
-    }
 }
 
 /// A `Clock` shared by the cache and the service.
@@ -147,12 +125,13 @@ impl Clock for SharedClock {
 
 impl Service {
     /// A service over `source`, reading time from `clock` (the system clock
-    /// in production, a manual one in tests).
+    /// in production, a manual one in tests), with Redis as tier 2 if given.
     pub fn new(
         options: &ServiceOptions,
         source: Arc<dyn Source>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        redis: Option<RedisTier>,
     ) -> Self {
         let cache = Cache::builder(options.max_wallets)
             .policy(options.policy)
@@ -163,11 +142,12 @@ impl Service {
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,
             cache,
+            redis,
             clock,
             metrics: Arc::clone(&metrics),
             source_name: source.name(),
         });
-        let observer = Arc::new(LoaderMetrics { metrics, source: source_label });
+        let observer = Arc::new(crate::observers::LoaderMetrics { metrics, source: source_label });
         let for_loads = Arc::clone(&shared);
         let loader = Loader::with_observer(options.refresh, observer, move |wallet: Wallet| {
             let shared = Arc::clone(&for_loads);
@@ -196,6 +176,9 @@ impl Service {
                 }
                 return Ok(Answer::cached(entry, Origin::Memory));
             }
+            if let Some(answer) = self.read_redis(wallet).await {
+                return Ok(answer);
+            }
             shared.metrics.cache.record_lookup(Lookup::Miss);
         }
         match self.loader.load(wallet.clone()).await {
@@ -217,19 +200,67 @@ impl Service {
         }
     }
 
-    /// Drops `wallet` from the cache; returns whether it was there.
-    pub fn invalidate(&self, wallet: &Wallet) -> bool {
-        self.shared.cache.invalidate(wallet)
+    /// Reads tier 2 after a tier-1 miss. A value there fills tier 1 with
+    /// its original `fetched_at` and, if it is within the stale-while-
+    /// revalidate window, answers; an older one stays in tier 1 as a
+    /// fail-safe and the caller loads. Any Redis failure is a miss.
+    async fn read_redis(&self, wallet: &Wallet) -> Option<Answer> {
+        let shared = &self.shared;
+        let redis = shared.redis.as_ref()?;
+        let stored = match redis.get::<Positions>(wallet.as_str()).await {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::debug!(%wallet, error = %e, "redis read failed; treating it as a miss");
+                return None;
+            }
+        };
+        let snapshot = Arc::new(Snapshot::render(&stored.value, OffsetDateTime::from(stored.fetched_at)));
+        shared.cache.insert_at(wallet.clone(), Arc::clone(&snapshot), stored.fetched_at);
+        let age = shared.clock.now().duration_since(stored.fetched_at).unwrap_or_default();
+        let stale = match shared.cache.policy().freshness(age) {
+            Freshness::Fresh => false,
+            Freshness::Stale => true,
+            Freshness::Expired => return None,
+        };
+        if stale {
+            self.loader.refresh(wallet.clone());
+        }
+        shared.metrics.cache.record_lookup(if stale { Lookup::Stale } else { Lookup::Hit });
+        Some(Answer { snapshot, age, cached: true, stale, origin: Origin::Redis })
     }
 
-    /// Drops every wallet matching the glob `pattern` (every wallet for
-    /// `*`); returns how many went.
+    /// Drops `wallet` from every tier; returns whether any held it.
     ///
     /// # Errors
     ///
-    /// [`ApiError::BadRequest`] for a malformed pattern.
-    pub fn invalidate_matching(&self, pattern: &str) -> Result<usize, ApiError> {
-        self.shared.cache.invalidate_matching(pattern).map_err(|e| ApiError::BadRequest(e.to_string()))
+    /// [`ApiError::RedisUnavailable`] if Redis could not be reached: the
+    /// wallet is gone from memory but may still be in Redis.
+    pub async fn invalidate(&self, wallet: &Wallet) -> Result<bool, ApiError> {
+        let in_memory = self.shared.cache.invalidate(wallet);
+        let in_redis = match &self.shared.redis {
+            Some(redis) => redis.delete(wallet.as_str()).await.map_err(redis_unavailable)?,
+            None => false,
+        };
+        Ok(in_memory || in_redis)
+    }
+
+    /// Drops every wallet matching the glob `pattern` (every wallet for
+    /// `*`) from every tier; returns how many entries went (a wallet held in
+    /// both tiers counts twice).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::BadRequest`] for a malformed pattern (nothing is
+    /// dropped); [`ApiError::RedisUnavailable`] if Redis could not be
+    /// reached.
+    pub async fn invalidate_matching(&self, pattern: &str) -> Result<u64, ApiError> {
+        let in_memory =
+            self.shared.cache.invalidate_matching(pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let in_redis = match &self.shared.redis {
+            Some(redis) => redis.delete_matching(pattern).await.map_err(redis_unavailable)?,
+            None => 0,
+        };
+        Ok(in_memory as u64 + in_redis)
     }
 
     /// What `/health` reports.
@@ -237,9 +268,9 @@ impl Service {
         let shared = &self.shared;
         let counts = shared.metrics.cache.counts();
         Health {
-            degraded: false,
+            degraded: shared.redis.as_ref().is_some_and(|r| !r.is_up() || !r.is_available()),
             enabled: shared.enabled,
-            backend: "memory",
+            backend: if shared.redis.is_some() { "redis" } else { "memory" },
             hit_rate_pct: (counts.hit_ratio() * 1000.0).round() / 10.0,
             lru_size: shared.cache.len(),
             active_refresh_tasks: self.loader.active_refreshes(),
@@ -278,12 +309,24 @@ impl Service {
 }
 
 impl Shared {
-    /// The load function: fetch, render, store.
+    /// The load function: fetch, render, store in both tiers.
     async fn load(&self, source: &dyn Source, wallet: Wallet) -> Result<Fetched, SourceError> {
         let positions = source.fetch(&wallet).await?;
         let fetched_at = self.clock.now();
         let snapshot = Arc::new(Snapshot::render(&positions, OffsetDateTime::from(fetched_at)));
         if self.enabled {
+            if let Some(redis) = &self.redis {
+                // Written in the background: the waiters have their answer
+                // now, and a slow or frozen Redis must not add its timeout
+                // to a load. Kept as long as any window can use it.
+                let (redis, id) = (redis.clone(), wallet.clone());
+                let expire_after = self.cache.policy().retention();
+                tokio::spawn(async move {
+                    if let Err(e) = redis.set(id.as_str(), &positions, fetched_at, expire_after).await {
+                        tracing::debug!(wallet = %id, error = %e, "redis write failed; the value is in memory only");
+                    }
+                });
+            }
             self.cache.insert_at(wallet, Arc::clone(&snapshot), fetched_at);
         }
         Ok(Fetched { snapshot, fetched_at })
@@ -295,6 +338,11 @@ impl Answer {
         let (age, stale) = (entry.age(), entry.is_stale());
         Self { snapshot: entry.into_value(), age, cached: true, stale, origin }
     }
+}
+
+#[expect(clippy::needless_pass_by_value, reason = "shaped for `map_err`")]
+fn redis_unavailable(error: cache_redis::Error) -> ApiError {
+    ApiError::RedisUnavailable(error.to_string())
 }
 
 /// The one mapping from a failed load to an API error.

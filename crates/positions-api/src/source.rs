@@ -23,7 +23,7 @@ use crate::wallet::Wallet;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Computes one wallet's positions.
-pub trait Source: Send + Sync + 'static {
+pub trait Source: Send + Sync + std::fmt::Debug + 'static {
     /// A short name for logs and metrics labels: `ledger` or `http`.
     fn name(&self) -> &'static str;
 

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{Policy, SystemClock};
+use cache_redis::RedisTier;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, SourceSpec};
+use crate::observers::RedisMetrics;
 use crate::routes::App;
 use crate::server::{ServerOptions, serve};
 use crate::service::{Service, ServiceOptions};
@@ -70,14 +72,40 @@ pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
     })
 }
 
+/// The Redis tier the configuration names, if any. It does not connect:
+/// start-up never waits for Redis, and a Redis that is down at start-up is
+/// picked up when it comes back.
+///
+/// # Errors
+///
+/// A [`StartupError`] naming `REDIS_URL` if the URL is unusable.
+pub fn redis(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<RedisTier>, StartupError> {
+    let Some(url) = &config.redis_url else {
+        metrics.tier2.set_up(false);
+        return Ok(None);
+    };
+    let mut redis_config = cache_redis::Config::new(url.clone());
+    redis_config.namespace.clone_from(&config.redis_namespace);
+    redis_config.op_timeout = config.redis_timeout();
+    redis_config.pool_size = std::num::NonZeroUsize::new(usize::try_from(config.redis_pool_size).unwrap_or(16))
+        .unwrap_or(std::num::NonZeroUsize::MIN);
+    let observer = Arc::new(RedisMetrics { metrics: Arc::clone(metrics) });
+    let tier = RedisTier::with_observer(redis_config, observer)
+        .map_err(|e| StartupError { setting: "REDIS_URL", reason: e.to_string() })?;
+    tracing::info!(url = tier.redacted_url(), namespace = tier.namespace(), "redis tier configured");
+    Ok(Some(tier))
+}
+
 /// The application for `config`, with a fresh metrics registry.
 ///
 /// # Errors
 ///
-/// A [`StartupError`] if the source cannot be set up.
+/// A [`StartupError`] if the source or Redis cannot be set up.
 pub fn build(config: &Config) -> Result<Arc<App>, StartupError> {
     let metrics = Arc::new(Metrics::new());
-    let service = Service::new(&service_options(config), source(config)?, Arc::clone(&metrics), Arc::new(SystemClock));
+    let redis = redis(config, &metrics)?;
+    let service =
+        Service::new(&service_options(config), source(config)?, Arc::clone(&metrics), Arc::new(SystemClock), redis);
     Ok(Arc::new(App::new(service, metrics, config.admin_token.clone())))
 }
 

@@ -1,0 +1,94 @@
+//! Adapters from the libraries' event hooks to the service's metrics:
+//! `refresh`'s loader and `cache-redis`'s tier report through small traits
+//! of their own, and these turn the events into `telemetry` counters, so
+//! that neither library depends on a metrics crate.
+//! (`cache-core`'s adapter lives in `telemetry` itself.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use refresh::{FlightKind, Outcome, Refresh};
+use telemetry::{BreakerState, Metrics, RedisOp};
+
+/// Counts the loader's events.
+#[derive(Debug)]
+pub(crate) struct LoaderMetrics {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) source: telemetry::Source,
+}
+
+impl refresh::Observer for LoaderMetrics {
+    fn refresh_requested(&self, refresh: Refresh) {
+        if refresh == Refresh::Started {
+            self.metrics.cache.record_refresh_started();
+        }
+    }
+
+    fn load_finished(&self, _kind: FlightKind, outcome: Outcome, elapsed: Duration) {
+        let outcome = match outcome {
+            Outcome::Ok => telemetry::Outcome::Ok,
+            Outcome::Timeout => telemetry::Outcome::Timeout,
+            Outcome::Panicked => telemetry::Outcome::Panicked,
+            Outcome::Error | Outcome::Abandoned => telemetry::Outcome::Error,
+        };
+        if outcome != telemetry::Outcome::Ok {
+            self.metrics.cache.record_load_failed();
+        }
+        self.metrics.source.observe(self.source, outcome, elapsed);
+    }
+
+    fn overloaded(&self) {
+        self.metrics.cache.record_overload_rejection();
+    }
+}
+
+/// Counts the Redis tier's events, and logs its state changes: an operator
+/// wants to see in the log when Redis went away and when it came back.
+#[derive(Debug)]
+pub(crate) struct RedisMetrics {
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl cache_redis::Observer for RedisMetrics {
+    fn hit(&self) {
+        self.metrics.tier2.record_hit();
+    }
+
+    fn miss(&self) {
+        self.metrics.tier2.record_miss();
+    }
+
+    fn error(&self, op: cache_redis::Op) {
+        let op = match op {
+            cache_redis::Op::Get => RedisOp::Get,
+            cache_redis::Op::Set => RedisOp::Set,
+            cache_redis::Op::Delete => RedisOp::Delete,
+            cache_redis::Op::Scan => RedisOp::Scan,
+            cache_redis::Op::Connect => RedisOp::Connect,
+            cache_redis::Op::Ping => RedisOp::Ping,
+        };
+        self.metrics.tier2.record_error(op);
+    }
+
+    fn corrupt_value(&self) {
+        self.metrics.tier2.record_corrupt_value();
+    }
+
+    fn breaker_changed(&self, state: cache_redis::BreakerState) {
+        let state = match state {
+            cache_redis::BreakerState::Closed => BreakerState::Closed,
+            cache_redis::BreakerState::HalfOpen => BreakerState::HalfOpen,
+            cache_redis::BreakerState::Open => BreakerState::Open,
+        };
+        self.metrics.tier2.set_breaker(state);
+    }
+
+    fn up_changed(&self, up: bool) {
+        if up {
+            tracing::info!("redis is reachable; using tier 2");
+        } else {
+            tracing::warn!("redis is unreachable; serving from memory and the source until it is back");
+        }
+        self.metrics.tier2.set_up(up);
+    }
+}
