@@ -15,8 +15,8 @@ use crate::redact::redact_url;
 /// The key namespace by default: keys are `poscache:positions:v1:{id}`.
 pub const DEFAULT_NAMESPACE: &str = "poscache";
 
-/// Connections in the pool by default. Each is multiplexed, so this bounds
-/// concurrent operations rather than connections needed per operation.
+/// The pool's size by default: a ceiling the tier does not reach, since it
+/// keeps one connection at a time (see [`Config::pool_size`]).
 pub const DEFAULT_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(16).unwrap();
 
 /// How long one operation may take by default, getting a connection
@@ -47,14 +47,25 @@ pub struct Config {
     /// The first part of every key; glob characters in it are escaped
     /// wherever it goes into a pattern. `poscache` by default.
     pub namespace: String,
-    /// Connections in the pool; 16 by default.
+    /// The most connections the tier's pool may hold; 16 by default.
+    ///
+    /// It matters less than the name suggests: the tier checks one
+    /// connection out of the pool, keeps it, and shares it between all
+    /// operations (see [`RedisTier`](crate::RedisTier): a multiplexed
+    /// connection pipelines concurrent requests, and on a 2-core machine one
+    /// carried more gets per second than two or four). A connection that
+    /// fails is taken out of the pool before the next is checked out, so
+    /// the pool never holds more than one, and any size behaves the same.
+    /// It stays the pool's ceiling, and a setting existing configurations
+    /// may give.
     pub pool_size: NonZeroUsize,
     /// The longest one operation may hold its caller: getting a connection
-    /// from the pool (opening one if needed) plus the command. 100 ms by
-    /// default. The pool's wait, create and recycle timeouts and the
-    /// connection's connect and response timeouts are all set to it too, so
-    /// nothing underneath waits longer. A pattern deletion gives it to each
-    /// of its round trips, not to the whole deletion.
+    /// (checking one out of the pool, and opening it, if the tier has none)
+    /// plus the command. 100 ms by default. The pool's wait, create and
+    /// recycle timeouts and the connection's connect and response timeouts
+    /// are all set to it too, so nothing underneath waits longer. A pattern
+    /// deletion gives it to each of its round trips, not to the whole
+    /// deletion.
     pub op_timeout: Duration,
     /// When the circuit breaker opens and for how long.
     pub breaker: BreakerConfig,

@@ -80,6 +80,7 @@ mod config;
 pub mod envelope;
 mod error;
 mod keys;
+mod lease;
 mod observer;
 mod op;
 mod prober;

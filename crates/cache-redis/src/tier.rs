@@ -3,17 +3,20 @@
 //!
 //! Every operation goes the same way ([`Shared::round_trip`]): ask the
 //! breaker for leave, then, under one `tokio::time::timeout` of the op
-//! timeout, get a pooled connection and send one command or pipeline; then
-//! tell the breaker, the reachability flag and the observer how it went.
-//! So no caller waits longer than the op timeout (a pattern deletion makes
-//! one round trip per page, each under its own), and none waits at all
-//! while the breaker is open.
+//! timeout, take a connection (a clone of the one leased from the pool, see
+//! [`lease`](crate::lease); checking one out of the pool only if there is
+//! none) and send one command or pipeline; then tell the breaker, the
+//! reachability flag and the observer how it went. So an operation is one
+//! round trip (a pattern deletion makes one per page, each under its own
+//! op timeout), no caller waits longer than the op timeout, and none waits
+//! at all while the breaker is open.
 //!
-//! A known cost: deadpool-redis checks every connection it hands out with
-//! an `UNWATCH` + `PING` round trip, so each operation takes two round
-//! trips, not one (about 125 µs instead of 60 µs for a `get` on loopback).
-//! Avoiding it needs a pool manager of our own, which skips the check and
-//! discards a connection after an I/O error instead.
+//! A connection that fails at the I/O level or times out is replaced: its
+//! lease ends, and the next operation leases another. One that broke while
+//! no one used it (Redis restarted, a proxy dropped it) is found out by the
+//! next operation on it, which then tries once more on a fresh connection
+//! within its op timeout; the pool's check on checkout used to spare that
+//! operation the failure, and this does too.
 //!
 //! What it is not: a cache policy. It stores what it is given for as long
 //! as it is told, and reads back what is there; freshness, single flight
@@ -24,8 +27,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo};
-use deadpool_redis::{Connection, Pool, PoolError, Runtime};
+use deadpool_redis::{Pool, PoolError, Runtime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -34,6 +38,7 @@ use crate::config::Config;
 use crate::envelope::{self, Stored};
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::lease::Lease;
 use crate::observer::{Observer, Silent};
 use crate::op::Op;
 use crate::prober;
@@ -54,17 +59,30 @@ const MAX_EXPIRY_MS: u64 = 1 << 52;
 ///
 /// Built from a [`Config`] without connecting, so start-up neither fails
 /// nor waits when Redis is down; only a malformed URL is an error here.
-/// Cloning is cheap and clones share the pool, the breaker and the prober.
+/// Cloning is cheap and clones share the connection, the pool, the breaker
+/// and the prober.
 ///
 /// Every operation returns within the op timeout (getting a connection
 /// included), or at once with [`Error::Unavailable`] while the breaker is
 /// open; every error means "Redis could not help this time", and the
 /// caller should carry on as on a miss.
 ///
+/// **One round trip per operation, on one shared connection.** The tier
+/// checks one connection out of its pool and keeps it; every operation,
+/// from any clone or task, sends on it (concurrent requests are pipelined
+/// over its socket), so none pays for the check the pool makes on each
+/// checkout. A connection that fails at the I/O level or times out is
+/// detached from the pool, and the next operation checks out another under
+/// its op timeout. A connection that broke while idle (Redis restarted, a
+/// proxy dropped it) is found out by the next operation on it, which tries
+/// once more on a fresh connection, within its op timeout, rather than
+/// fail. See [`Config::pool_size`] for what the pool's size still does.
+///
 /// **Recovery is probed in the background.** When built inside a tokio
 /// runtime, the tier spawns a small prober task. It sends one `PING` at
 /// start (so [`is_up`](Self::is_up) and the observer learn early whether
-/// Redis answers, without anyone waiting for it), then sleeps until the
+/// Redis answers, without anyone waiting for it; skipped if an operation
+/// is already under way, which answers the same), then sleeps until the
 /// breaker opens and, each time its pause ends, sends the trial `PING`.
 /// Recovery after an outage therefore does not wait for user traffic: a
 /// replica with no requests still closes its breaker, and its health and
@@ -104,7 +122,7 @@ pub struct RedisTier {
 
 /// What the tier's clones and its prober share.
 pub(crate) struct Shared {
-    pool: Pool,
+    pub(crate) connection: Lease,
     keys: Keys,
     namespace: String,
     op_timeout: Duration,
@@ -177,7 +195,7 @@ impl RedisTier {
             .map_err(|e| Error::Pool(secrets.scrub(e)))?;
 
         let shared = Arc::new(Shared {
-            pool,
+            connection: Lease::new(pool),
             keys: Keys::new(&config.namespace),
             namespace: config.namespace,
             op_timeout: config.op_timeout,
@@ -259,6 +277,11 @@ impl RedisTier {
     /// Drops the entry for `id` (`UNLINK`, so Redis frees it in the
     /// background); `true` if there was one.
     ///
+    /// In one rare case it says `false` for an entry it did drop: when the
+    /// connection drops after Redis ran the `UNLINK` but before its reply
+    /// arrived, and the one retry on a fresh connection (see
+    /// [`RedisTier`]) finds the entry gone.
+    ///
     /// # Errors
     ///
     /// A Redis error as for [`get`](Self::get).
@@ -279,7 +302,9 @@ impl RedisTier {
     /// one, until the cursor comes back to 0. Only the namespace's keys are
     /// touched: glob characters in the namespace are escaped. A key that
     /// `SCAN` returns twice, or that expires on the way, is counted once or
-    /// not at all: the count is what `UNLINK` removed.
+    /// not at all: the count is what `UNLINK` removed (and, as for
+    /// [`delete`](Self::delete), a page whose reply was lost to a dropped
+    /// connection is sent again and its keys are not counted).
     ///
     /// Each round trip gets the op timeout; the whole deletion may take
     /// longer (about a second per 100,000 keys on loopback). If one fails,
@@ -402,16 +427,49 @@ impl Shared {
     async fn round_trip<R: FromRedisValue>(&self, op: Op, request: Request<'_>) -> Result<R, Error> {
         let permit = self.breaker.admit().inspect_err(|_| self.observer.rejected(op))?;
         let mut step = Op::Connect;
+        // The lease whose connection carries the request, to end it if the
+        // op timeout runs out on it.
+        let mut in_flight = None;
         let attempt = tokio::time::timeout(self.op_timeout, async {
-            let mut connection = self.pool.get().await.map_err(Failure::Pool)?;
-            step = op;
-            request.send(&mut connection).await.map_err(Failure::Redis)
+            let mut may_retry = true;
+            loop {
+                step = Op::Connect;
+                in_flight = None;
+                let (ticket, mut connection) = self.connection.get().await.map_err(Failure::Pool)?;
+                in_flight = Some(ticket);
+                step = op;
+                let error = match request.send(&mut connection).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(error) => error,
+                };
+                if breaks_connection(&error) {
+                    self.connection.discard(ticket);
+                }
+                // A leased connection that was found dropped may have died
+                // while idle, before this request; a fresh one deserves the
+                // request once. Every request here can be sent twice
+                // without harm (see `delete` and `delete_matching` for what
+                // that does to their counts).
+                if may_retry && ticket.reused && error.is_connection_dropped() {
+                    may_retry = false;
+                    tracing::debug!(redis = %self.redacted_url, "redis connection was dropped; trying a fresh one");
+                    continue;
+                }
+                return Err(Failure::Redis(error));
+            }
         })
         .await;
         let result = match attempt {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(failure)) => Err(self.classify(op, failure)),
-            Err(_elapsed) => Err(Error::Timeout(step, self.op_timeout)),
+            Err(_elapsed) => {
+                // A connection that does not answer in time may never: its
+                // lease ends, as after an I/O error.
+                if let Some(ticket) = in_flight {
+                    self.connection.discard(ticket);
+                }
+                Err(Error::Timeout(step, self.op_timeout))
+            }
         };
         match &result {
             Ok(_) => {
@@ -476,8 +534,16 @@ impl Shared {
     }
 }
 
+/// Whether `error` leaves its connection unfit for more requests: the
+/// socket failed or timed out (a reply may still be on its way, or never
+/// come), or the client lost its place in the protocol. An error reply
+/// from Redis (`WRONGTYPE`, say) is not one.
+fn breaks_connection(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_unrecoverable_error()
+}
+
 impl Request<'_> {
-    async fn send<R: FromRedisValue>(&self, connection: &mut Connection) -> redis::RedisResult<R> {
+    async fn send<R: FromRedisValue>(&self, connection: &mut MultiplexedConnection) -> redis::RedisResult<R> {
         match self {
             Self::Command(command) => command.query_async(connection).await,
             Self::Pipeline(pipeline) => pipeline.query_async(connection).await,

@@ -73,7 +73,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub redis_timeout_ms: u64,
 
-    /// Connections in the Redis pool.
+    /// Most connections the Redis pool may open. The tier shares one multiplexed connection between all
+    /// operations and opens another only to replace a broken one, so this is a ceiling, rarely reached.
     #[arg(long = "redis-pool-size", env = "REDIS_POOL_SIZE", default_value_t = 16, value_name = "CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub redis_pool_size: u64,

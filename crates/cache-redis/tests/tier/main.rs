@@ -1,11 +1,13 @@
-//! The Redis tier against real `redis-server` processes: exact round trips,
-//! expiry, pattern deletion, undecodable values, outages and the password.
+//! The Redis tier against real `redis-server` processes: the commands it
+//! sends, exact round trips, expiry, pattern deletion, undecodable values,
+//! outages and the password.
 //!
 //! Each test starts its own server on a free port, so they run in parallel
 //! and may kill theirs. Figures the lead asked for (deletion time, PING
 //! latency, latency under faults, recovery time) are printed, never
 //! asserted: run with `--nocapture` to see them.
 
+mod commands;
 mod corrupt;
 mod deletion;
 mod faults;
