@@ -7,7 +7,18 @@
 //! its figures are noisier and the report says so.
 
 mod cache_core;
+mod figures;
+mod http_path;
+mod load;
+mod memory;
+mod nginx;
+mod probe;
+mod process;
+mod realistic;
 mod report;
+mod servers;
+mod stampede;
+mod wrk;
 
 use anyhow::{Result, bail};
 
@@ -30,7 +41,13 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
     }
     let machine = report::Machine::probe()?;
     report::clear_criterion()?;
-    let sections = [cache_core::run_section(mode)?];
+    let sections = [
+        cache_core::run_section(mode)?,
+        http_path::run_section(mode)?,
+        realistic::run_section(mode)?,
+        memory::run_section(mode)?,
+        stampede::run_section(mode)?,
+    ];
 
     let mut doc = report::header(&machine, mode);
     for section in sections {

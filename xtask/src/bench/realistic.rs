@@ -1,0 +1,330 @@
+//! A realistic day, compressed: `positions-api` in front of benchkit's
+//! `slow-upstream` (200 to 500 ms per wallet), 10,000 wallets asked for
+//! Zipf(1.0) by independent users (Poisson arrivals at a fixed rate), and a
+//! TTL short enough that entries go stale and are refreshed during the run.
+//!
+//! Each variant is one call of [`run_day`] with the service's extra
+//! settings, on a fresh upstream and a fresh service. A day starts from a
+//! cache that has been running: the service is first asked once for every
+//! wallet while the upstream answers at once (a cold start through a
+//! 200-500 ms upstream would take minutes, and under Zipf(1.0) a tenth of
+//! requests go to wallets that even 30,000 requests have not touched, so a
+//! short run from cold measures the cold start and not the day). Then the
+//! upstream turns slow, a warm-up lets the memory tier settle (reported
+//! apart), and the measured period follows. The figures are the report's:
+//! latency percentiles, the hit rate, the share served stale and the calls
+//! reaching the upstream, next to its targets (cached answers under 10 ms,
+//! p95 under 120 ms).
+//!
+//! The variant with Redis is one more call, once the tier lands:
+//! `run_day(&day, "memory + Redis", &[("REDIS_URL", &url)])` with a
+//! `redis-server` the section starts.
+
+use std::fmt::Write as _;
+
+use anyhow::{Result, ensure};
+
+use super::Mode;
+use super::figures::{latency, percent, thousands};
+use super::load::Load;
+use super::report::{table, verdict};
+use super::{probe, servers};
+
+/// The day's workload, the same for every variant.
+#[derive(Debug, Clone, Copy)]
+struct Day {
+    wallets: u32,
+    alpha: f64,
+    /// Requests per second, Poisson arrivals.
+    rate: u32,
+    ttl_s: u32,
+    warm_up_s: u32,
+    measured_s: u32,
+    upstream_delay_ms: &'static str,
+    positions: u32,
+}
+
+impl Day {
+    fn for_mode(mode: Mode) -> Self {
+        // 100 requests per second keeps refreshes within what the default
+        // REFRESH_CONCURRENCY (32 loads of 200-500 ms: about 90 a second)
+        // can do, so the figures show the cache and not an overloaded
+        // upstream queue.
+        let base = Self {
+            wallets: 10_000,
+            alpha: 1.0,
+            rate: 100,
+            ttl_s: 30,
+            warm_up_s: 30,
+            measured_s: 90,
+            upstream_delay_ms: "200..500",
+            positions: 10,
+        };
+        match mode {
+            Mode::Full => base,
+            // What the fill loaded goes stale 5 s into the measured period,
+            // so refreshes still happen in a short pass.
+            Mode::Quick => Self { ttl_s: 10, warm_up_s: 5, measured_s: 15, ..base },
+        }
+    }
+
+    fn load_args(&self, prefix: &str, seconds: u32, seed: u32) -> Vec<String> {
+        [
+            "zipf",
+            "--url-prefix",
+            prefix,
+            "--wallets",
+            &self.wallets.to_string(),
+            "--alpha",
+            &self.alpha.to_string(),
+            "--rate",
+            &self.rate.to_string(),
+            "--duration",
+            &format!("{seconds}s"),
+            "--seed",
+            &seed.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// One variant's day.
+#[derive(Debug)]
+struct DayResult {
+    name: String,
+    warm_up: Load,
+    measured: Load,
+    upstream_calls: f64,
+    upstream_max_in_flight: f64,
+    refreshes: f64,
+    commands: Vec<String>,
+}
+
+pub(crate) fn run_section(mode: Mode) -> Result<String> {
+    servers::build_release()?;
+    let day = Day::for_mode(mode);
+    let results = [
+        run_day(&day, "memory only, `POSITION_CACHE_MAX=2000` (the default)", &[("POSITION_CACHE_MAX", "2000")])?,
+        // A quarter above the wallet count: the memory tier splits its
+        // capacity over 64 shards, and an exact fit would still evict.
+        run_day(
+            &day,
+            "memory only, `POSITION_CACHE_MAX=12500` (room for every wallet)",
+            &[("POSITION_CACHE_MAX", "12500")],
+        )?,
+    ];
+    Ok(render(&day, &results))
+}
+
+/// Runs the day against a fresh upstream and a fresh service started with
+/// `env` on top of the day's settings (`POSITIONS_SOURCE` and
+/// `POSITION_CACHE_TTL_SEC`); `name` labels it in the report.
+fn run_day(day: &Day, name: &str, env: &[(&str, &str)]) -> Result<DayResult> {
+    let slug: String = name.chars().filter(char::is_ascii_alphanumeric).take(40).collect();
+    let dir = servers::scratch(&format!("realistic-{slug}"))?;
+    let mut upstream = servers::slow_upstream(&dir, day.upstream_delay_ms, day.positions)?;
+    let source = format!("http://{}", upstream.addr);
+    let ttl = day.ttl_s.to_string();
+    let mut settings = vec![("POSITIONS_SOURCE", source.as_str()), ("POSITION_CACHE_TTL_SEC", ttl.as_str())];
+    settings.extend_from_slice(env);
+    let mut service = servers::service(&dir, "positions-api", &settings, None)?;
+    let prefix = service.url("/v4/positions/");
+
+    // Yesterday: every wallet fetched once, quickly.
+    let quick = probe::post(upstream.addr, "/delay?ms=0")?;
+    let fill = Load::run(&[
+        "sweep".into(),
+        "--url-prefix".into(),
+        prefix.clone(),
+        "--wallets".into(),
+        day.wallets.to_string(),
+        // Least popular first, so that a memory tier too small for all of
+        // them ends up holding the most popular, as a day of traffic leaves
+        // an LRU.
+        "--reverse".into(),
+        "--concurrency".into(),
+        "16".into(),
+    ])?;
+    ensure!(fill.failed() == 0, "filling the cache failed: {}", fill.failures());
+    let slow_path = format!("/delay?ms={}", day.upstream_delay_ms);
+    let slow = probe::post(upstream.addr, &slow_path)?;
+    ensure!(quick.status == 200 && slow.status == 200, "slow-upstream refused a new delay");
+
+    let warm_up = Load::run(&day.load_args(&prefix, day.warm_up_s, 1))?;
+    probe::post(upstream.addr, "/stats/reset-peak")?;
+    let calls_before = probe::json(upstream.addr, "/stats")?["position_requests"].as_f64().unwrap_or(0.0);
+    let refreshes_before = probe::metrics(service.addr, &["position_cache_refresh_triggers_total"])?[0];
+    let measured = Load::run(&day.load_args(&prefix, day.measured_s, 2))?;
+    let stats = probe::json(upstream.addr, "/stats")?;
+    let refreshes = probe::metrics(service.addr, &["position_cache_refresh_triggers_total"])?[0] - refreshes_before;
+    service.process.check_running()?;
+    upstream.process.check_running()?;
+    ensure!(measured.requests() > 0, "the day sent no requests");
+
+    Ok(DayResult {
+        name: name.to_owned(),
+        upstream_calls: stats["position_requests"].as_f64().unwrap_or(0.0) - calls_before,
+        upstream_max_in_flight: stats["max_in_flight"].as_f64().unwrap_or(0.0),
+        refreshes,
+        commands: vec![
+            upstream.process.shown().to_owned(),
+            service.process.shown().to_owned(),
+            format!("curl -X POST 'http://{}/delay?ms=0'", upstream.addr),
+            fill.shown.clone(),
+            format!("curl -X POST 'http://{}{slow_path}'", upstream.addr),
+            warm_up.shown.clone(),
+            measured.shown.clone(),
+        ],
+        warm_up,
+        measured,
+    })
+}
+
+fn render(day: &Day, results: &[DayResult]) -> String {
+    let mut s = format!(
+        "## A realistic day\n\n\
+         `positions-api` with the `http` source in front of benchkit's `slow-upstream`, which answers each \
+         wallet ({positions} positions) after a delay drawn uniformly from {delay} ms. {wallets} wallets, \
+         asked for Zipf({alpha:.1}) by independent users: Poisson arrivals at {rate} requests/s, each request \
+         sent at its scheduled time in a task of its own, so a slow answer holds no other back (no \
+         coordinated omission). TTL {ttl} s (the other settings \
+         are the defaults: stale data is served for up to an hour past the TTL while one background \
+         refresh per wallet runs), so entries go stale and are refreshed during the run. Each variant \
+         starts from a cache that has seen the day before: every wallet requested once, least popular first, \
+         while the upstream answers at once (its delay set to 0, then back), so that the cache holds what a day \
+         of traffic would have put there (as much as its capacity allows); then a {warm} s warm-up \
+         (reported apart) lets the memory tier settle, then {measured} s are measured. The fill stamps \
+         every entry at once, so they go stale together {ttl} s later and the first refreshes come in a \
+         burst; a real day's entries are spread out.\n\n",
+        positions = day.positions,
+        delay = day.upstream_delay_ms.replace("..", "–"),
+        wallets = thousands(f64::from(day.wallets)),
+        alpha = day.alpha,
+        rate = day.rate,
+        ttl = day.ttl_s,
+        warm = day.warm_up_s,
+        measured = day.measured_s,
+    );
+    render_measured(&mut s, day, results);
+    render_warm_up(&mut s, day, results);
+    render_targets(&mut s, results);
+    s.push_str("\n### Commands\n\n```sh\n");
+    for r in results {
+        let _ = writeln!(s, "# {}", r.name.replace('`', ""));
+        for command in &r.commands {
+            let _ = writeln!(s, "{command}");
+        }
+    }
+    s.push_str("```\n\n");
+    s
+}
+
+fn render_measured(s: &mut String, day: &Day, results: &[DayResult]) {
+    let mut rows = Vec::new();
+    for r in results {
+        let m = &r.measured;
+        let requests = m.requests() as f64;
+        let row = || -> Result<Vec<String>> {
+            Ok(vec![
+                r.name.clone(),
+                thousands(requests),
+                latency(m.number("/latency_ms/all/p50_ms")?),
+                latency(m.number("/latency_ms/all/p95_ms")?),
+                latency(m.number("/latency_ms/all/p99_ms")?),
+                latency(m.number("/latency_ms/cached/p99_ms")?),
+                percent(m.number("/cached")?, requests),
+                percent(m.number("/stale")?, requests),
+                format!("{:.1}", r.upstream_calls / f64::from(day.measured_s)),
+                format!("{:.1}", r.refreshes / f64::from(day.measured_s)),
+                format!("{}", r.upstream_max_in_flight),
+                failed(m),
+            ])
+        };
+        rows.push(row().unwrap_or_else(|e| vec![r.name.clone(), format!("unreadable: {e}")]));
+    }
+    let _ = writeln!(s, "### The measured {} s\n", day.measured_s);
+    s.push_str(&table(
+        &[
+            "variant",
+            "requests",
+            "p50",
+            "p95",
+            "p99",
+            "p99 of cached answers",
+            "hit rate",
+            "served stale",
+            "upstream calls/s",
+            "background refreshes/s",
+            "most upstream calls at once",
+            "not 200",
+        ],
+        &rows,
+    ));
+    s.push_str(
+        "\n*Hit rate*: answers with `\"cached\": true`, of all requests; *served stale*: answers with \
+         `\"stale\": true` (a subset of the hits). *Upstream calls/s* counts what reached `slow-upstream` \
+         (loads for misses and background refreshes); *background refreshes/s* is the service's \
+         `position_cache_refresh_triggers_total`; *most upstream calls at once* is the peak the upstream \
+         saw (the service allows `REFRESH_CONCURRENCY`, 32 by default). Latencies count from when the driver sent each request; \
+         how late it sent them after their scheduled times (its timer's granularity, not the service) \
+         is not in them",
+    );
+    let lags: Vec<String> =
+        results.iter().filter_map(|r| r.measured.number("/send_lag_ms/p99_ms").ok()).map(latency).collect();
+    if lags.is_empty() {
+        s.push_str(".\n\n");
+    } else {
+        let _ = writeln!(s, " (p99 of that lag, in the table's order: {}).\n", lags.join(", "));
+    }
+}
+
+fn render_warm_up(s: &mut String, day: &Day, results: &[DayResult]) {
+    let _ = writeln!(s, "### The {} s warm-up\n", day.warm_up_s);
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let w = &r.warm_up;
+            let requests = w.requests() as f64;
+            let figure = |p: &str| w.number(p).map_or_else(|_| "–".to_owned(), latency);
+            vec![
+                r.name.clone(),
+                thousands(requests),
+                figure("/latency_ms/all/p50_ms"),
+                figure("/latency_ms/all/p95_ms"),
+                figure("/latency_ms/all/p99_ms"),
+                w.number("/cached").map_or_else(|_| "–".to_owned(), |c| percent(c, requests)),
+                failed(w),
+            ]
+        })
+        .collect();
+    s.push_str(&table(&["variant", "requests", "p50", "p95", "p99", "hit rate", "not 200"], &rows));
+}
+
+fn render_targets(s: &mut String, results: &[DayResult]) {
+    s.push_str("\n### Against the report's targets (measured period)\n\n");
+    for r in results {
+        let m = &r.measured;
+        let (Ok(cached_p99), Ok(p95)) = (m.number("/latency_ms/cached/p99_ms"), m.number("/latency_ms/all/p95_ms"))
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "- {}: cached answers < 10 ms (their p99): {}, {}; p95 < 120 ms: {}, {}.",
+            r.name,
+            latency(cached_p99),
+            verdict(cached_p99 < 10.0),
+            latency(p95),
+            verdict(p95 < 120.0)
+        );
+    }
+}
+
+/// The failures of a run for a table cell: `0`, or what they were.
+fn failed(load: &Load) -> String {
+    match load.failed() {
+        0 => "0".to_owned(),
+        n => format!("{n}: {}", load.failures()),
+    }
+}

@@ -1,0 +1,114 @@
+//! The programs the HTTP benchmarks start: `positions-api` itself and
+//! benchkit's `ceiling` and `slow-upstream`, built in release, each on a
+//! free port of 127.0.0.1, and how to build them and where they keep their
+//! files. nginx has its own file (`nginx.rs`): it needs a configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+
+use super::process::{Launch, Process};
+use crate::cmd::{cargo, root, run};
+
+/// A server the bench started: its process (stopped on drop) and address.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) process: Process,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Server {
+    /// `http://ADDR` followed by `path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Builds the service and benchkit's programs in release, into the
+/// workspace's `target/` (where the xtask itself runs from), once per
+/// `cargo xtask bench`: every section measures the same binaries even if
+/// the sources change while the bench runs.
+pub(crate) fn build_release() -> Result<()> {
+    static BUILT: AtomicBool = AtomicBool::new(false);
+    if BUILT.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    run(cargo().args(["build", "--release", "--locked", "-p", "positions-api", "-p", "benchkit"]))?;
+    BUILT.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A release binary of this workspace.
+pub(crate) fn release_bin(name: &str) -> PathBuf {
+    root().join("target/release").join(name)
+}
+
+/// A fresh, empty `target/bench-tmp/NAME` for one run's logs, bodies and
+/// configuration (emptied first, so that nothing of an earlier run can be
+/// mistaken for this one's).
+pub(crate) fn scratch(name: &str) -> Result<PathBuf> {
+    let dir = root().join("target/bench-tmp").join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `positions-api` on a free port with `env` on top of the bench's
+/// defaults, pinned to `cpu` with one worker thread if given. Its log goes
+/// to `dir/NAME.log`.
+pub(crate) fn service(dir: &Path, name: &str, env: &[(&str, &str)], cpu: Option<u32>) -> Result<Server> {
+    let mut launch = Launch::new(release_bin("positions-api"))
+        // JSON logs, so that the first line says where it listens.
+        .env("LOG_FORMAT", "json")
+        .env("POSITIONS_BIND", "127.0.0.1:0")
+        // wrk leaves no connection open, but a stuck one should not hold a
+        // section up for the default ten seconds.
+        .env("SHUTDOWN_GRACE_MS", "1000")
+        .pin(cpu);
+    if cpu.is_some() {
+        launch = launch.env("TOKIO_WORKER_THREADS", "1");
+    }
+    for (key, value) in env {
+        launch = launch.env(key, *value);
+    }
+    let mut process = Process::start(name, &launch, &dir.join(format!("{name}.log")))?;
+    let addr = process.wait_for_line("its address", |line| {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        (json["message"] == "listening").then(|| json["addr"].as_str()?.parse().ok())?
+    })?;
+    Ok(Server { process, addr })
+}
+
+/// benchkit's `ceiling`, answering every GET with the bytes of `body`.
+pub(crate) fn ceiling(dir: &Path, body: &Path, cpu: Option<u32>) -> Result<Server> {
+    let mut launch =
+        Launch::new(release_bin("ceiling")).arg("--body").arg(body.to_string_lossy()).arg("--bind").arg("127.0.0.1:0");
+    if cpu.is_some() {
+        launch = launch.arg("--threads").arg("1");
+    }
+    announced(Process::start("ceiling", &launch.pin(cpu), &dir.join("ceiling.log"))?)
+}
+
+/// benchkit's `slow-upstream`, answering after `delay_ms` (`LO..HI` or one
+/// number) with `positions` positions per wallet.
+pub(crate) fn slow_upstream(dir: &Path, delay_ms: &str, positions: u32) -> Result<Server> {
+    let launch = Launch::new(release_bin("slow-upstream"))
+        .arg("--delay-ms")
+        .arg(delay_ms)
+        .arg("--positions")
+        .arg(positions.to_string())
+        .arg("--bind")
+        .arg("127.0.0.1:0");
+    announced(Process::start("slow-upstream", &launch, &dir.join("slow-upstream.log"))?)
+}
+
+/// A benchkit program's server, once it has printed `listening on ADDR`.
+fn announced(mut process: Process) -> Result<Server> {
+    let addr = process
+        .wait_for_line("its address", |line| line.strip_prefix("listening on ").and_then(|a| a.trim().parse().ok()))?;
+    Ok(Server { process, addr })
+}
