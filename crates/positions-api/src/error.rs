@@ -4,11 +4,11 @@
 //! Bodies are `{"error": CODE, "message": TEXT}`: `CODE` is stable and meant
 //! for programs, `TEXT` is for people and may change.
 
-use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use serde::Serialize;
+
+use crate::body::Body;
 
 use crate::wallet::InvalidWallet;
 
@@ -100,15 +100,15 @@ impl ApiError {
     }
 
     /// The full response: status, headers and JSON body.
-    pub fn to_response(&self) -> Response<Full<Bytes>> {
+    pub fn to_response(&self) -> Response<Body> {
         #[derive(Serialize)]
-        struct Body<'a> {
+        struct ErrorBody<'a> {
             error: &'a str,
             message: String,
         }
-        let body = serde_json::to_vec(&Body { error: self.code(), message: self.to_string() })
+        let body = serde_json::to_vec(&ErrorBody { error: self.code(), message: self.to_string() })
             .unwrap_or_else(|_| br#"{"error":"internal_error","message":"unrenderable error"}"#.to_vec());
-        let mut response = Response::new(Full::new(Bytes::from(body)));
+        let mut response = Response::new(Body::full(body));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -134,7 +134,7 @@ mod tests {
 
     use super::*;
 
-    async fn body_json(response: Response<Full<Bytes>>) -> serde_json::Value {
+    async fn body_json(response: Response<Body>) -> serde_json::Value {
         let bytes = response.into_body().collect().await.expect("full body").to_bytes();
         serde_json::from_slice(&bytes).expect("JSON")
     }

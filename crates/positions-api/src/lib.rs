@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+mod body;
 pub mod config;
 mod error;
 mod model;
@@ -62,6 +63,7 @@ pub mod source;
 pub mod startup;
 mod wallet;
 
+pub use body::Body;
 pub use error::ApiError;
 pub use model::{Confidence, Position, Positions, Snapshot, parse_timestamp, rfc3339};
 pub use routes::App;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::body::Body;
 use crate::wallet::Wallet;
 
 /// One wallet's holding of one token, valued.
@@ -89,7 +90,7 @@ pub struct Positions {
 ///
 /// let wallet: Wallet = "0x52908400098527886e0f7030069857d2e4169ee7".parse().unwrap();
 /// let snapshot = Snapshot::render(&Positions::default(), datetime!(2026-11-24 11:00 UTC));
-/// let body = snapshot.body(&wallet, true, false, 120);
+/// let body = snapshot.body(&wallet, true, false, 120).to_bytes();
 /// let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
 /// assert_eq!(json["computed_at"], "2026-11-24T11:00:00Z");
 /// assert_eq!(json["positions"], serde_json::json!([]));
@@ -111,7 +112,10 @@ impl Snapshot {
     ///
     /// Never in practice: rendering these types to JSON cannot fail.
     pub fn render(positions: &Positions, fetched_at: OffsetDateTime) -> Self {
-        let json = serde_json::to_vec(&positions.positions).expect("positions always serialize to JSON");
+        let mut json = serde_json::to_vec(&positions.positions).expect("positions always serialize to JSON");
+        // The vector grew by doubling; the spare capacity would stay
+        // allocated for as long as the entry is cached.
+        json.shrink_to_fit();
         Self {
             positions_json: Bytes::from(json),
             computed_at: rfc3339(positions.computed_at.unwrap_or(fetched_at)).into(),
@@ -134,14 +138,16 @@ impl Snapshot {
         self.positions_json.len() + self.computed_at.len()
     }
 
-    /// The response body for `wallet` with the per-request fields.
-    pub fn body(&self, wallet: &Wallet, cached: bool, stale: bool, age_seconds: u64) -> Bytes {
-        let mut buf = BytesMut::with_capacity(self.positions_json.len() + self.computed_at.len() + 160);
+    /// The response body for `wallet` with the per-request fields: the
+    /// rendered positions between a small prefix and suffix, not copied.
+    pub fn body(&self, wallet: &Wallet, cached: bool, stale: bool, age_seconds: u64) -> Body {
+        // Prefix and suffix share one allocation.
+        let mut buf = BytesMut::with_capacity(wallet.as_str().len() + self.computed_at.len() + 110);
         buf.put_slice(b"{\"wallet\":\"");
         // A wallet holds only [0-9A-Za-z]: nothing to escape.
         buf.put_slice(wallet.as_str().as_bytes());
         buf.put_slice(b"\",\"positions\":");
-        buf.put_slice(&self.positions_json);
+        let prefix = buf.split();
         buf.put_slice(b",\"computed_at\":\"");
         buf.put_slice(self.computed_at.as_bytes());
         buf.put_slice(if cached { b"\",\"cached\":true" } else { b"\",\"cached\":false" });
@@ -149,7 +155,7 @@ impl Snapshot {
         buf.put_slice(b",\"age_seconds\":");
         buf.put_slice(itoa::Buffer::new().format(age_seconds).as_bytes());
         buf.put_u8(b'}');
-        buf.freeze()
+        Body::parts(prefix.freeze(), self.positions_json.clone(), buf.freeze())
     }
 }
 
@@ -297,7 +303,7 @@ mod tests {
         let positions = Positions { positions: vec![usdc()], computed_at: None };
         let snapshot = Snapshot::render(&positions, datetime!(2026-11-24 11:00 UTC));
         assert_eq!(snapshot.len(), 1);
-        let body = snapshot.body(&wallet, true, false, 120);
+        let body = snapshot.body(&wallet, true, false, 120).to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
         assert_eq!(json["wallet"], wallet.as_str());
         assert_eq!(json["positions"][0], serde_json::to_value(usdc()).expect("serializes"));
@@ -306,7 +312,7 @@ mod tests {
             (json["cached"].clone(), json["stale"].clone(), json["age_seconds"].clone()),
             (true.into(), false.into(), 120.into())
         );
-        let stale = snapshot.body(&wallet, false, true, 0);
+        let stale = snapshot.body(&wallet, false, true, 0).to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&stale).expect("valid JSON");
         assert_eq!((json["cached"].clone(), json["stale"].clone()), (false.into(), true.into()));
     }
@@ -316,7 +322,8 @@ mod tests {
         let positions = Positions { positions: vec![], computed_at: Some(datetime!(2026-11-24 09:00 +02:00)) };
         let snapshot = Snapshot::render(&positions, datetime!(2026-11-24 11:00 UTC));
         let wallet = Wallet::parse("0x52908400098527886e0f7030069857d2e4169ee7").expect("valid");
-        let json: serde_json::Value = serde_json::from_slice(&snapshot.body(&wallet, true, false, 0)).expect("valid");
+        let json: serde_json::Value =
+            serde_json::from_slice(&snapshot.body(&wallet, true, false, 0).to_bytes()).expect("valid");
         assert_eq!(json["computed_at"], "2026-11-24T07:00:00Z", "converted to UTC");
     }
 }

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use serde::Serialize;
 use telemetry::Metrics;
 
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::body::Body;
 use crate::error::ApiError;
 use crate::service::{Answer, Origin, Service};
 use crate::wallet::Wallet;
@@ -44,9 +45,11 @@ pub struct App {
     admin_token: Option<String>,
     cache_control: HeaderValue,
     ready: AtomicBool,
+    /// The series of the route that carries nearly all traffic.
+    positions_ok: telemetry::HttpSeries,
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+type HttpResponse = Response<Body>;
 
 impl App {
     /// An application serving `service`, recording into `metrics`; DELETE
@@ -64,7 +67,8 @@ impl App {
         } else {
             HeaderValue::from_static("no-store")
         };
-        Self { service, metrics, admin_token, cache_control, ready: AtomicBool::new(true) }
+        let positions_ok = metrics.http.series(POSITIONS_ROUTE, telemetry::Method::Get, 200);
+        Self { service, metrics, admin_token, cache_control, ready: AtomicBool::new(true), positions_ok }
     }
 
     /// The service.
@@ -84,16 +88,16 @@ impl App {
         let started = Instant::now();
         let method = request.method().clone();
         let (route, result) = self.route(&request).await;
-        let mut response = result.unwrap_or_else(|e| e.to_response());
-        if method == Method::HEAD {
-            *response.body_mut() = Full::new(Bytes::new());
+        // For HEAD, hyper sends the headers (Content-Length included) and
+        // drops the body.
+        let response = result.unwrap_or_else(|e| e.to_response());
+        let status = response.status().as_u16();
+        if route == POSITIONS_ROUTE && method == Method::GET && status == 200 {
+            self.positions_ok.observe(started.elapsed());
+        } else {
+            let method = telemetry::Method::from_name(method.as_str());
+            self.metrics.http.observe(route, method, status, started.elapsed());
         }
-        self.metrics.http.observe(
-            route,
-            telemetry::Method::from_name(method.as_str()),
-            response.status().as_u16(),
-            started.elapsed(),
-        );
         response
     }
 
@@ -135,27 +139,37 @@ impl App {
     fn positions_response(&self, wallet: &Wallet, answer: &Answer) -> HttpResponse {
         let age = answer.age.as_secs();
         let body = answer.snapshot.body(wallet, answer.cached, answer.stale, age);
-        let mut response = Response::new(Full::new(body));
+        let mut response = Response::new(body);
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(AGE, HeaderValue::from(age));
         headers.insert(CACHE_CONTROL, self.cache_control.clone());
-        if let Ok(status) = HeaderValue::from_str(&self.cache_status(answer)) {
+        if let Ok(status) = HeaderValue::from_maybe_shared(self.cache_status(answer)) {
             headers.insert(CACHE_STATUS.clone(), status);
         }
         response
     }
 
-    /// The RFC 9211 `Cache-Status` value for an answer.
-    fn cache_status(&self, answer: &Answer) -> String {
+    /// The RFC 9211 `Cache-Status` value for an answer, built in one
+    /// buffer (it is on every answer's path).
+    fn cache_status(&self, answer: &Answer) -> Bytes {
         let ttl = self.service.policy().ttl().as_secs().cast_signed() - answer.age.as_secs().cast_signed();
+        let hit = |detail: &str| {
+            let mut value = BytesMut::with_capacity(64);
+            value.put_slice(CACHE_NAME.as_bytes());
+            value.put_slice(b"; hit; ttl=");
+            value.put_slice(itoa::Buffer::new().format(ttl).as_bytes());
+            value.put_slice(b"; detail=");
+            value.put_slice(detail.as_bytes());
+            value.freeze()
+        };
         match answer.origin {
-            Origin::Memory => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=memory"),
-            Origin::Redis => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=redis"),
-            Origin::MemoryStaleIfError => format!("{CACHE_NAME}; hit; ttl={ttl}; detail=memory-stale-if-error"),
-            Origin::Source { forced: false } => format!("{CACHE_NAME}; fwd=miss; stored"),
-            Origin::Source { forced: true } => format!("{CACHE_NAME}; fwd=request; stored"),
-            Origin::Uncached => format!("{CACHE_NAME}; fwd=bypass"),
+            Origin::Memory => hit("memory"),
+            Origin::Redis => hit("redis"),
+            Origin::MemoryStaleIfError => hit("memory-stale-if-error"),
+            Origin::Source { forced: false } => Bytes::from_static(b"positions-api; fwd=miss; stored"),
+            Origin::Source { forced: true } => Bytes::from_static(b"positions-api; fwd=request; stored"),
+            Origin::Uncached => Bytes::from_static(b"positions-api; fwd=bypass"),
         }
     }
 
@@ -215,7 +229,7 @@ impl App {
 
     fn metrics(&self) -> HttpResponse {
         self.service.update_gauges();
-        let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
+        let mut response = Response::new(Body::full(self.metrics.encode()));
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(telemetry::CONTENT_TYPE));
         response
     }
@@ -257,7 +271,7 @@ struct HealthCacheStats {
 
 fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    let mut response = Response::new(Body::full(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response

@@ -71,9 +71,13 @@ impl Wallet {
             if hex.len() != EVM_HEX_DIGITS || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(error("expected 0x and 40 hex digits"));
             }
-            let mut canonical = String::with_capacity(2 + EVM_HEX_DIGITS);
-            canonical.push_str("0x");
-            canonical.extend(hex.chars().map(|c| c.to_ascii_lowercase()));
+            // Lower-cased on the stack, then one allocation for the Arc.
+            let mut canonical = [0_u8; 2 + EVM_HEX_DIGITS];
+            canonical[..2].copy_from_slice(b"0x");
+            for (to, from) in canonical[2..].iter_mut().zip(hex.bytes()) {
+                *to = from.to_ascii_lowercase();
+            }
+            let canonical = std::str::from_utf8(&canonical).map_err(|_| error("expected 0x and 40 hex digits"))?;
             return Ok(Self(canonical.into()));
         }
         if !(BASE58_MIN..=BASE58_MAX).contains(&input.len()) || !input.bytes().all(is_base58) {

@@ -170,6 +170,45 @@ impl HttpMetrics {
         self.requests.get_or_create(&labels).inc();
         self.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
+
+    /// The series of one route, method and status, looked up once: for a
+    /// hot path, recording through the handle skips the two family lookups
+    /// (each a read lock and a hash) that [`observe`](Self::observe) makes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use telemetry::{Method, Metrics};
+    ///
+    /// let metrics = Metrics::new();
+    /// let ok = metrics.http.series("/v4/positions/{wallet}", Method::Get, 200);
+    /// ok.observe(Duration::from_micros(80));
+    /// metrics.http.observe("/v4/positions/{wallet}", Method::Get, 200, Duration::from_micros(90));
+    /// assert!(metrics.encode().contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 2"#));
+    /// ```
+    pub fn series(&self, route: &'static str, method: Method, status: u16) -> HttpSeries {
+        let labels = HttpLabels { route, method, status };
+        HttpSeries {
+            requests: self.requests.get_or_create_owned(&labels),
+            duration: self.duration.get_or_create_owned(&labels),
+        }
+    }
+}
+
+/// One route's, method's and status's series; see [`HttpMetrics::series`].
+#[derive(Debug, Clone)]
+pub struct HttpSeries {
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl HttpSeries {
+    /// Records one request answered after `elapsed`.
+    pub fn observe(&self, elapsed: Duration) {
+        self.requests.inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
 }
 
 fn histogram() -> Histogram {
