@@ -102,7 +102,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Bounds the cache by weight as well as by count: `weigher` gives each
     /// entry a weight (for example its size in bytes), and the least recently
     /// used entries are evicted while the total exceeds `max_weight`. A value
-    /// heavier than its shard's share of `max_weight` is not stored.
+    /// heavier than `max_weight` is not stored; neither is one that its shard
+    /// cannot make room for by evicting its own entries.
     ///
     /// The weigher is called again when an entry leaves, so it must give the
     /// same answer for the same entry every time. It runs under a shard's

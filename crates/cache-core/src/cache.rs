@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use hashlink::DefaultHashBuilder;
 
+use crate::bounds::Bounds;
 use crate::builder::CacheBuilder;
 use crate::clock::{ClockSource, to_unix_nanos};
 use crate::entry::Entry;
@@ -21,7 +22,9 @@ use crate::stats::{CacheStats, Event, Observer, Tally};
 /// A concurrent LRU cache whose entries go stale with age.
 ///
 /// Keys are spread over independently locked shards, each an exact LRU over
-/// its share of the capacity; with one shard the whole cache is an exact LRU.
+/// its keys; the capacity bounds the whole cache, and an insert that fills
+/// it evicts from its own shard's least recently used end. With one shard
+/// the whole cache is an exact LRU.
 /// Every entry remembers when it was fetched, and reads classify it against
 /// the [`Policy`]: fresh, stale but servable, or only good as a fail-safe.
 ///
@@ -125,18 +128,11 @@ where
     ) -> Self {
         debug_assert!(shard_count.is_power_of_two());
         let windows = Windows::from(&parts.policy);
+        let bounds = Arc::new(Bounds::new(capacity, max_weight));
         let shards = (0..shard_count)
-            .map(|i| {
-                let weight_share = max_weight.map_or(u64::MAX, |w| share(w, shard_count as u64, i as u64));
-                let capacity_share =
-                    usize::try_from(share(capacity as u64, shard_count as u64, i as u64)).unwrap_or(usize::MAX);
-                Padded(ShardLock::new(Shard::new(
-                    capacity_share,
-                    weight_share,
-                    parts.hasher.clone(),
-                    parts.weigher.clone(),
-                    windows,
-                )))
+            .map(|_| {
+                let shard = Shard::new(parts.hasher.clone(), parts.weigher.clone(), windows, Arc::clone(&bounds));
+                Padded(ShardLock::new(shard))
             })
             .collect();
         Self {
@@ -378,8 +374,9 @@ where
     }
 
     /// How many entries the cache holds, dead ones not yet dropped included.
+    /// O(shards): see [`stats`](Self::stats).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.stats().len
     }
 
     /// Whether the cache holds no entry.
@@ -390,19 +387,25 @@ where
     /// The total weight held: the sum of the weigher over every entry, or
     /// the entry count without a weigher.
     pub fn weight(&self) -> u64 {
-        self.shards.iter().map(|s| lock(s).weight()).sum()
+        self.stats().weight
     }
 
     /// Counters and sizes, summed over the shards.
+    ///
+    /// Every shard is locked at once (in order, so this cannot deadlock with
+    /// anything, which never holds two), so the sizes are one instant's:
+    /// entries move between shards' counts as one shard evicts and another
+    /// grows, and a sum read shard by shard could count an entry twice.
     pub fn stats(&self) -> CacheStats {
+        let guards: Vec<_> = self.shards.iter().map(|s| lock(s)).collect();
         let mut tally = Tally::default();
         let mut stats = CacheStats::default();
-        for shard in &*self.shards {
-            let shard = lock(shard);
+        for shard in &guards {
             tally += &shard.tally;
             stats.len += shard.len();
             stats.weight += shard.weight();
         }
+        drop(guards);
         tally.add_to(&mut stats);
         stats
     }
@@ -461,12 +464,6 @@ pub(crate) struct CacheParts<K, V, S> {
     pub(crate) clock: ClockSource,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) weigher: Option<crate::shard::Weigher<K, V>>,
-}
-
-/// Shard `i`'s share of `total` split `n` ways, the remainder going to the
-/// first shards.
-fn share(total: u64, n: u64, i: u64) -> u64 {
-    total / n + u64::from(i < total % n)
 }
 
 /// Locks a shard. A panic in a caller's predicate or weigher unwinds

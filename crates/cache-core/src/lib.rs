@@ -53,6 +53,7 @@
 //! assert_eq!((stats.hits, stats.stale_hits, stats.misses, stats.evictions), (1, 1, 1, 1));
 //! ```
 
+mod bounds;
 mod builder;
 mod cache;
 mod clock;

@@ -1,7 +1,8 @@
 //! One shard: an exact LRU over its share of the keys, behind one lock.
 //!
 //! The shard owns the bookkeeping that must change together with the map:
-//! the total weight and the event counts. Everything here runs under the
+//! its weight and the event counts, and its part in the cache-wide
+//! [`Bounds`] (every entry that enters or leaves is counted there too). Everything here runs under the
 //! shard's lock and does no allocation of its own beyond the map's, so the
 //! critical sections stay a few pointer updates long. Values that leave the
 //! shard are handed back to the caller to drop after the lock is released.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use hashlink::LruCache;
 use hashlink::linked_hash_map::RawEntryMut;
 
+use crate::bounds::{Bounds, Excess};
 use crate::policy::Windows;
 use crate::stats::{Event, Tally};
 
@@ -28,9 +30,8 @@ pub(crate) struct Slot<V> {
 
 pub(crate) struct Shard<K, V, S> {
     map: LruCache<K, Slot<V>, S>,
-    capacity: usize,
-    max_weight: u64,
     weight: u64,
+    bounds: Arc<Bounds>,
     weigher: Option<Weigher<K, V>>,
     windows: Windows,
     pub(crate) tally: Tally,
@@ -84,20 +85,14 @@ where
     K: Hash + Eq,
     S: BuildHasher,
 {
-    pub(crate) fn new(
-        capacity: usize,
-        max_weight: u64,
-        hasher: S,
-        weigher: Option<Weigher<K, V>>,
-        windows: Windows,
-    ) -> Self {
+    pub(crate) fn new(hasher: S, weigher: Option<Weigher<K, V>>, windows: Windows, bounds: Arc<Bounds>) -> Self {
         Self {
-            // The shard enforces its own bounds so that it can count each
-            // eviction and bound weight too; hashlink's own bound stays off.
+            // The cache enforces its bounds across shards (so that it can
+            // count each eviction and bound weight too); hashlink's own bound
+            // stays off.
             map: LruCache::with_hasher(usize::MAX, hasher),
-            capacity,
-            max_weight,
             weight: 0,
+            bounds,
             weigher,
             windows,
             tally: Tally::default(),
@@ -148,7 +143,9 @@ where
                     (Some(found), event)
                 } else if age > self.windows.retain && mode != ReadMode::Peek {
                     let (k, slot) = occupied.remove_entry();
-                    self.weight = self.weight.saturating_sub(self.weigh(&k, &slot.value));
+                    let weight = self.weigh(&k, &slot.value);
+                    self.weight = self.weight.saturating_sub(weight);
+                    self.bounds.release(1, weight);
                     self.tally.add(Event::Expiration, 1);
                     expired = Some((k, slot.value));
                     (None, Event::Miss)
@@ -164,10 +161,12 @@ where
         Read { found, event, expired }
     }
 
-    /// Stores `value` under `key` and evicts from the least recently used
-    /// end until the shard is within its bounds again. `now` tells evicted
-    /// entries that were already dead (counted as expirations) from live ones.
-    /// Returns the events the insert caused.
+    /// Stores `value` under `key`, then evicts from this shard's least
+    /// recently used end whatever the insert took the cache over its
+    /// [`Bounds`] by (possibly the new entry itself, if this shard holds too
+    /// little else). `now` tells evicted entries that were already dead
+    /// (counted as expirations) from live ones. Returns the events the insert
+    /// caused.
     pub(crate) fn insert(
         &mut self,
         hash: u64,
@@ -179,12 +178,14 @@ where
     ) -> Tally {
         let mut events = Tally::default();
         let weight = self.weigh(&key, &value);
-        if weight > self.max_weight {
-            // It could never fit: storing it would flush the shard and then
+        if weight > self.bounds.max_weight() {
+            // It could never fit: storing it would flush the cache and then
             // evict it anyway. Drop it, and any older value it replaces, since
             // serving that older value would be wrong.
             if let Some((k, old)) = self.map.remove_entry(&key) {
-                self.weight = self.weight.saturating_sub(self.weigh(&k, &old.value));
+                let old_weight = self.weigh(&k, &old.value);
+                self.weight = self.weight.saturating_sub(old_weight);
+                self.bounds.release(1, old_weight);
                 removed.push(k, old.value);
             }
             removed.push(key, value);
@@ -194,26 +195,37 @@ where
         }
         events.add(Event::Insertion, 1);
         let slot = Slot { value, fetched_at };
-        match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
+        let mut excess = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
             RawEntryMut::Occupied(mut occupied) => {
                 let old = std::mem::replace(occupied.get_mut(), slot);
                 occupied.to_back();
                 let old_weight = self.weigh(&key, &old.value);
-                self.weight = self.weight.saturating_sub(old_weight).saturating_add(weight);
                 removed.push(key, old.value);
+                self.weight = self.weight.saturating_sub(old_weight).saturating_add(weight);
+                if weight >= old_weight {
+                    self.bounds.grow(weight - old_weight)
+                } else {
+                    self.bounds.shrink(old_weight - weight);
+                    Excess::default()
+                }
             }
             RawEntryMut::Vacant(vacant) => {
+                let excess = self.bounds.reserve(weight);
                 vacant.insert_hashed_nocheck(hash, key, slot);
                 self.weight = self.weight.saturating_add(weight);
+                excess
             }
-        }
-        while self.map.len() > self.capacity || self.weight > self.max_weight {
+        };
+        while !excess.is_none() {
             let Some((k, old)) = self.map.remove_lru() else {
                 break;
             };
             let dead = now.saturating_sub(old.fetched_at) > self.windows.retain;
             events.add(if dead { Event::Expiration } else { Event::Eviction }, 1);
-            self.weight = self.weight.saturating_sub(self.weigh(&k, &old.value));
+            let old_weight = self.weigh(&k, &old.value);
+            self.weight = self.weight.saturating_sub(old_weight);
+            self.bounds.release(1, old_weight);
+            excess = excess.after_evicting(old_weight);
             removed.push(k, old.value);
         }
         self.tally += &events;
@@ -229,7 +241,9 @@ where
         match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
             RawEntryMut::Occupied(occupied) => {
                 let (k, slot) = occupied.remove_entry();
-                self.weight = self.weight.saturating_sub(self.weigh(&k, &slot.value));
+                let weight = self.weigh(&k, &slot.value);
+                self.weight = self.weight.saturating_sub(weight);
+                self.bounds.release(1, weight);
                 self.tally.add(Event::Invalidation, 1);
                 Some((k, slot.value))
             }
@@ -250,8 +264,9 @@ where
             }
             !go
         });
-        self.weight = weight;
         let gone = before - self.map.len();
+        self.bounds.release(gone, self.weight - weight);
+        self.weight = weight;
         self.tally.add(event, gone as u64);
         gone
     }

@@ -122,14 +122,13 @@ fn mixed_operations_keep_bounds_and_values_whole() {
 
 #[test]
 fn concurrent_writers_lose_nothing() {
-    // Room for every key (twice over, since each shard holds its own share of
-    // the capacity and keys do not spread perfectly evenly): nothing may
-    // disappear, and each key must end with the last version its one writer
-    // stored.
+    // Room for exactly every key: nothing may disappear, and each key must
+    // end with the last version its one writer stored.
     let keys_per_thread = 2_000_u64;
     let rounds = 5_u64;
     let cache: Arc<Cache<u64, Stamped>> = Arc::new(
-        Cache::builder(usize::try_from(2 * THREADS * keys_per_thread).expect("fits"))
+        Cache::builder(usize::try_from(THREADS * keys_per_thread).expect("fits"))
+            .shards(16)
             .policy(Policy::never_stale())
             .build(),
     );

@@ -203,6 +203,27 @@ fn weight_bounds_the_cache_too() {
 }
 
 #[test]
+fn a_sharded_cache_fills_to_its_capacity_before_evicting() {
+    // Keys never spread evenly over shards; the capacity bounds the whole
+    // cache, so no shard runs out of room early.
+    let capacity = 2_000;
+    let cache: Cache<u32, u32> = Cache::builder(capacity).shards(64).policy(policy()).build();
+    for i in 0..u32::try_from(capacity).expect("fits") {
+        cache.insert(i, i);
+    }
+    assert_eq!(cache.len(), capacity);
+    assert_eq!(cache.stats().evictions, 0);
+    cache.insert(u32::MAX, 0);
+    assert_eq!(cache.len(), capacity, "one more evicts one");
+    assert_eq!(cache.stats().evictions, 1);
+    for i in 0..10_000 {
+        cache.insert(1_000_000 + i, i);
+        assert!(cache.len() <= capacity);
+    }
+    assert_eq!(cache.len(), capacity, "and it stays full");
+}
+
+#[test]
 fn zero_capacity_stores_nothing() {
     let cache = Cache::new(0, policy());
     cache.insert(1, 1);
