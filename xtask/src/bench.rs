@@ -18,6 +18,7 @@ mod realistic;
 mod report;
 mod servers;
 mod stampede;
+mod tier2;
 mod wrk;
 
 use anyhow::{Result, bail};
@@ -31,27 +32,47 @@ pub(crate) enum Mode {
     Quick,
 }
 
+/// A section: its name for `--only`, and the function that measures it and
+/// renders it as Markdown.
+type Section = (&'static str, fn(Mode) -> Result<String>);
+
+/// Every section, in the report's order.
+const SECTIONS: [Section; 6] = [
+    ("cache-core", cache_core::run_section),
+    ("http-path", http_path::run_section),
+    ("realistic", realistic::run_section),
+    ("memory", memory::run_section),
+    ("stampede", stampede::run_section),
+    ("tier2", tier2::run_section),
+];
+
 pub(crate) fn run_bench(args: &[String]) -> Result<()> {
     let mut mode = Mode::Full;
-    for arg in args {
+    let mut only: Option<&str> = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => mode = Mode::Quick,
-            other => bail!("unknown argument to `bench`: {other:?} (expected --quick)"),
+            "--only" => only = Some(args.next().map_or("", String::as_str)),
+            other => bail!("unknown argument to `bench`: {other:?} (expected --quick or --only SECTION)"),
         }
+    }
+    if let Some(name) = only {
+        // One section, for working on it: printed, and the report is left
+        // alone (it must hold one run's figures, all of them).
+        let Some((_, section)) = SECTIONS.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<&str> = SECTIONS.iter().map(|(n, _)| *n).collect();
+            bail!("no section {name:?}; the sections are {}", names.join(", "));
+        };
+        report::clear_criterion()?;
+        print!("{}", section(mode)?);
+        return Ok(());
     }
     let machine = report::Machine::probe()?;
     report::clear_criterion()?;
-    let sections = [
-        cache_core::run_section(mode)?,
-        http_path::run_section(mode)?,
-        realistic::run_section(mode)?,
-        memory::run_section(mode)?,
-        stampede::run_section(mode)?,
-    ];
-
     let mut doc = report::header(&machine, mode);
-    for section in sections {
-        doc.push_str(&section);
+    for (_, section) in SECTIONS {
+        doc.push_str(&section(mode)?);
     }
     let path = root().join("docs/benchmarks.md");
     std::fs::write(&path, doc)?;

@@ -27,11 +27,9 @@ use crate::cmd::{cargo, root, run};
 
 const LEDGER_WALLETS: u64 = 100_000;
 const FIRST: u64 = 2_000;
-/// Room for every wallet of the ledger. The memory tier splits its capacity
-/// evenly over its shards (64 on two cores) and keys do not spread exactly
-/// evenly, so a capacity of exactly 100,000 evicts about 1% of them before
-/// it is full; a quarter more leaves every shard room.
-const CAPACITY: u64 = 125_000;
+/// Room for exactly every wallet of the ledger (the memory tier bounds its
+/// total, not each shard's share, so an exact fit holds them all).
+const CAPACITY: u64 = LEDGER_WALLETS;
 /// The target: 4 KB per wallet.
 const TARGET_BYTES: f64 = 4_096.0;
 
@@ -136,7 +134,7 @@ fn render(readings: &[Reading], sweeps: &[Load], commands: &[String]) -> Result<
     let mut s = String::from(
         "## Memory per cached wallet\n\n\
          `positions-api` serving the generated 100,000-wallet ledger (`target/ledger-100k`, seed 1) with \
-         `POSITION_CACHE_MAX=125000` (room for all of them in every shard): its resident set (`VmRSS`) with nothing cached, after one request \
+         `POSITION_CACHE_MAX=100000` (room for exactly all of them): its resident set (`VmRSS`) with nothing cached, after one request \
          for each of the first 2,000 wallets, and after one for each of the rest (the wallets held are \
          read from `position_cache_entries`). Per wallet is the growth over the first reading divided by \
          the wallets held: the cached JSON, the cache's entry and table, and what the allocator keeps \

@@ -85,7 +85,7 @@ impl Launch {
             parts.push(format!("taskset -c {cpu}"));
         }
         parts.push(relative(&self.program));
-        parts.extend(self.args.iter().map(|a| relative(Path::new(a))));
+        parts.extend(self.args.iter().map(|a| if a.is_empty() { "\"\"".to_owned() } else { relative(Path::new(a)) }));
         parts.join(" ")
     }
 }

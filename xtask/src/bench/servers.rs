@@ -106,6 +106,25 @@ pub(crate) fn slow_upstream(dir: &Path, delay_ms: &str, positions: u32) -> Resul
     announced(Process::start("slow-upstream", &launch, &dir.join("slow-upstream.log"))?)
 }
 
+/// A `redis-server` on a free port, keeping nothing on disk.
+pub(crate) fn redis(dir: &Path) -> Result<Server> {
+    let addr = super::process::free_port()?;
+    let launch = Launch::new("redis-server")
+        .arg("--bind")
+        .arg("127.0.0.1")
+        .arg("--port")
+        .arg(addr.port().to_string())
+        .arg("--save")
+        .arg("")
+        .arg("--appendonly")
+        .arg("no")
+        .arg("--dir")
+        .arg(dir.to_string_lossy());
+    let mut process = Process::start("redis-server", &launch, &dir.join("redis-server.log"))?;
+    process.wait_for_port(addr)?;
+    Ok(Server { process, addr })
+}
+
 /// A benchkit program's server, once it has printed `listening on ADDR`.
 fn announced(mut process: Process) -> Result<Server> {
     let addr = process

@@ -1,0 +1,192 @@
+//! A tier-2 hit: what it costs to answer from Redis when the wallet is not
+//! in memory, next to the floor, `redis-benchmark` reading a value of the
+//! same size straight from the same Redis.
+//!
+//! The service runs with `POSITION_CACHE_MAX=1`, so that a request for any
+//! of 1,000 wallets (drawn uniformly, all stored in Redis beforehand) is
+//! almost never in memory: it reads Redis, decodes the envelope, renders
+//! the JSON and answers. The difference to the floor is the HTTP exchange
+//! plus that work.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use super::Mode;
+use super::figures::{latency, percent, ratio, thousands};
+use super::load::Load;
+use super::report::table;
+use super::{probe, servers};
+use crate::tools;
+
+const WALLETS: u32 = 1_000;
+const CONNECTIONS: [u32; 2] = [1, 32];
+
+/// One connection count's figures.
+#[derive(Debug)]
+struct Row {
+    connections: u32,
+    load: Load,
+    tier2_share: f64,
+    floor_p50_ms: f64,
+    floor_p99_ms: f64,
+    floor_command: String,
+}
+
+pub(crate) fn run_section(mode: Mode) -> Result<String> {
+    tools::ensure(&[tools::REDIS])?;
+    servers::build_release()?;
+    let seconds = match mode {
+        Mode::Full => 10,
+        Mode::Quick => 2,
+    };
+    let dir = servers::scratch("tier2")?;
+    let redis = servers::redis(&dir)?;
+    let upstream = servers::slow_upstream(&dir, "0", 10)?;
+    let (source, url) = (format!("http://{}", upstream.addr), format!("redis://{}", redis.addr));
+    let service = servers::service(
+        &dir,
+        "positions-api",
+        &[
+            ("POSITIONS_SOURCE", source.as_str()),
+            ("REDIS_URL", url.as_str()),
+            ("POSITION_CACHE_MAX", "1"),
+            ("POSITION_CACHE_TTL_SEC", "86400"),
+        ],
+        None,
+    )?;
+    let prefix = service.url("/v4/positions/");
+    let wallets = WALLETS.to_string();
+    let fill =
+        Load::run(&["sweep".into(), "--url-prefix".into(), prefix.clone(), "--wallets".into(), wallets.clone()])?;
+    ensure!(fill.failed() == 0, "storing the wallets failed: {}", fill.failures());
+    let port = redis.addr.port().to_string();
+    wait_for_keys(&port, u64::from(WALLETS))?;
+    let value_bytes = value_size(&port)?;
+
+    let mut rows = Vec::new();
+    for connections in CONNECTIONS {
+        let hits_before = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0];
+        let load = Load::run(&[
+            "zipf".into(),
+            "--url-prefix".into(),
+            prefix.clone(),
+            "--wallets".into(),
+            wallets.clone(),
+            "--alpha".into(),
+            "0".into(),
+            "--connections".into(),
+            connections.to_string(),
+            "--duration".into(),
+            format!("{seconds}s"),
+        ])?;
+        ensure!(load.failed() == 0, "tier-2 reads failed: {}", load.failures());
+        let hits = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0] - hits_before;
+        #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
+        let tier2_share = hits / load.requests() as f64;
+        let (floor_p50_ms, floor_p99_ms, floor_command) = redis_benchmark(&port, value_bytes, connections)?;
+        rows.push(Row { connections, load, tier2_share, floor_p50_ms, floor_p99_ms, floor_command });
+    }
+    let commands = vec![
+        redis.process.shown().to_owned(),
+        upstream.process.shown().to_owned(),
+        service.process.shown().to_owned(),
+        fill.shown.clone(),
+    ];
+    render(&rows, value_bytes, &commands)
+}
+
+/// Waits until Redis holds `keys` keys (the service writes them in the
+/// background).
+fn wait_for_keys(port: &str, keys: u64) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let out = Command::new("redis-cli").args(["-p", port, "DBSIZE"]).output().context("could not run redis-cli")?;
+        let held: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        if held >= keys {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("Redis holds {held} keys, expected {keys}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The length of one stored value, in bytes.
+fn value_size(port: &str) -> Result<u64> {
+    let out = Command::new("redis-cli").args(["-p", port, "RANDOMKEY"]).output().context("could not run redis-cli")?;
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = Command::new("redis-cli").args(["-p", port, "STRLEN", &key]).output()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().with_context(|| format!("no length for key {key:?}"))
+}
+
+/// `redis-benchmark` GETs of a value of `bytes` bytes over `connections`
+/// connections: p50 and p99 in milliseconds, and the command.
+fn redis_benchmark(port: &str, bytes: u64, connections: u32) -> Result<(f64, f64, String)> {
+    let requests = if connections == 1 { "50000" } else { "300000" };
+    let args =
+        ["-p", port, "-t", "get", "-d", &bytes.to_string(), "-c", &connections.to_string(), "-n", requests, "--csv"]
+            .map(str::to_owned);
+    let shown = format!("redis-benchmark {}", args.join(" "));
+    eprintln!("==> {shown}");
+    let out = Command::new("redis-benchmark").args(&args).output().context("could not run redis-benchmark")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    let row = text.lines().find(|l| l.starts_with("\"GET\"")).with_context(|| format!("`{shown}` printed {text}"))?;
+    let fields: Vec<f64> = row.split(',').skip(1).map(|f| f.trim_matches('"').parse().unwrap_or(f64::NAN)).collect();
+    ensure!(fields.len() >= 6, "`{shown}` printed {row}");
+    Ok((fields[3], fields[5], shown))
+}
+
+fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String> {
+    let mut s = format!(
+        "## A tier-2 (Redis) hit\n\n\
+         `positions-api` with `REDIS_URL` and `POSITION_CACHE_MAX=1`, asked for {} wallets drawn uniformly, \
+         all stored in Redis beforehand, so that nearly every answer is read from Redis, decoded and rendered \
+         (the share is counted from `position_cache_redis_hits_total`). The floor is `redis-benchmark` \
+         reading a {value_bytes}-byte value (the size of a stored wallet) from the same Redis over the same \
+         number of connections. Closed loop: each connection sends when answered.\n\n",
+        thousands(f64::from(WALLETS)),
+    );
+    let mut table_rows = Vec::new();
+    for row in rows {
+        let p50 = row.load.number("/latency_ms/all/p50_ms")?;
+        let p99 = row.load.number("/latency_ms/all/p99_ms")?;
+        #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
+        let requests = row.load.requests() as f64;
+        table_rows.push(vec![
+            row.connections.to_string(),
+            thousands(requests),
+            percent(row.tier2_share, 1.0),
+            latency(p50),
+            latency(p99),
+            latency(row.floor_p50_ms),
+            latency(row.floor_p99_ms),
+            ratio(p50 / row.floor_p50_ms),
+            ratio(p99 / row.floor_p99_ms),
+        ]);
+    }
+    s.push_str(&table(
+        &[
+            "connections",
+            "requests",
+            "answered from Redis",
+            "tier-2 hit p50",
+            "tier-2 hit p99",
+            "Redis GET p50 (floor)",
+            "Redis GET p99 (floor)",
+            "p50 ÷ floor",
+            "p99 ÷ floor",
+        ],
+        &table_rows,
+    ));
+    s.push_str("\n### Commands\n\n```sh\n");
+    for command in commands.iter().chain(rows.iter().flat_map(|r| [&r.load.shown, &r.floor_command])) {
+        s.push_str(command);
+        s.push('\n');
+    }
+    s.push_str("```\n\n");
+    Ok(s)
+}
