@@ -16,11 +16,14 @@ cargo xtask <command>
 
 commands:
   ci       everything CI checks: rustfmt, clippy (warnings denied), docs
-           (warnings denied), every test including doc tests
+           (warnings denied), every test including doc tests; installs
+           redis-server first where it is missing
   bench    every benchmark, against its peers; rewrites docs/benchmarks.md
            (--quick: a short, noisier pass of all of it; --only SECTION:
            one section, printed, the report left alone)
-  gen-ledger  a deterministic ledger for benchmarks [--wallets 100000] [--out target/ledger-100k] [--seed 1]
+  gen-ledger
+           a deterministic ledger for benchmarks
+           [--wallets 100000] [--out target/ledger-100k] [--seed 1]
   help     this text
 ";
 

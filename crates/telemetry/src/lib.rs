@@ -115,7 +115,7 @@ mod testing;
 mod tier2;
 
 pub use cache::{CacheCounts, CacheMetrics, Lookup};
-pub use http::{HttpMetrics, Method, HttpSeries};
+pub use http::{HttpMetrics, HttpSeries, Method};
 pub use memory::MemoryMetrics;
 pub use metrics::{CONTENT_TYPE, Metrics};
 pub use observer::MemoryTierObserver;
