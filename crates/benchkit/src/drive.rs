@@ -102,8 +102,20 @@ impl Fields {
 /// A message for anything that is not an HTTP answer within
 /// [`REQUEST_TIMEOUT`].
 pub async fn get(client: &HttpClient, uri: Uri) -> Result<Answer, String> {
+    read_answer(client.get(uri)).await
+}
+
+/// Awaits a response and reads its whole body, all within
+/// [`REQUEST_TIMEOUT`].
+///
+/// # Errors
+///
+/// A message for anything that is not an HTTP answer in time.
+pub async fn read_answer<E: std::error::Error>(
+    response: impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, E>>,
+) -> Result<Answer, String> {
     let exchange = async {
-        let response = client.get(uri).await.map_err(|e| error_chain(&e))?;
+        let response = response.await.map_err(|e| error_chain(&e))?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes();
         Ok(answer(status, &body))

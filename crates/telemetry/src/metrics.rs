@@ -93,60 +93,9 @@ impl Default for Metrics {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
+    // The families' names, types and order are checked on the encoded text
+    // by `tests/exposition`, with a strict parser.
     use super::*;
-    use crate::{Method, Outcome, Source};
-
-    /// The registered families in exposition order, with their types.
-    const FAMILIES: [(&str, &str); 19] = [
-        ("position_cache_hits", "counter"),
-        ("position_cache_misses", "counter"),
-        ("position_cache_evictions", "counter"),
-        ("position_cache_refresh_errors", "counter"),
-        ("position_cache_stale_serves", "counter"),
-        ("position_cache_refresh_triggers", "counter"),
-        ("position_cache_overload_rejections", "counter"),
-        ("position_cache_active_refresh_tasks", "gauge"),
-        ("position_cache_memory_events", "counter"),
-        ("position_cache_entries", "gauge"),
-        ("position_cache_redis_hits", "counter"),
-        ("position_cache_redis_misses", "counter"),
-        ("position_cache_redis_errors", "counter"),
-        ("position_cache_redis_corrupt_values", "counter"),
-        ("position_cache_redis_up", "gauge"),
-        ("position_cache_redis_breaker_state", "gauge"),
-        ("position_source_fetch_duration_seconds", "histogram"),
-        ("http_requests", "counter"),
-        ("http_request_duration_seconds", "histogram"),
-    ];
-
-    fn declared(text: &str) -> Vec<(&str, &str)> {
-        text.lines().filter_map(|line| line.strip_prefix("# TYPE ")).map(|rest| rest.split_once(' ').unwrap()).collect()
-    }
-
-    #[test]
-    fn every_family_is_declared_once_in_reference_order() {
-        let metrics = Metrics::new();
-        metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(200));
-        metrics.http.observe("/health", Method::Get, 200, Duration::from_micros(10));
-        assert_eq!(declared(&metrics.encode()), FAMILIES);
-    }
-
-    #[test]
-    fn a_fresh_registry_shows_zeros_and_leaves_out_families_not_yet_used() {
-        let text = Metrics::default().encode();
-        assert!(text.ends_with("\n# EOF\n"), "{text}");
-        assert_eq!(text.matches("# EOF").count(), 1);
-        for name in ["position_cache_hits_total", "position_cache_misses_total", "position_cache_entries"] {
-            assert!(text.contains(&format!("\n{name} 0\n")), "{name}");
-        }
-        // Families keyed by open label values have no series until first
-        // use, and prometheus-client leaves empty families out entirely.
-        let lazy = ["position_source_fetch_duration_seconds", "http_requests", "http_request_duration_seconds"];
-        let expected: Vec<_> = FAMILIES.into_iter().filter(|(name, _)| !lazy.contains(name)).collect();
-        assert_eq!(declared(&text), expected);
-    }
 
     #[test]
     fn content_type_is_openmetrics_1_0_0_in_utf8() {

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Uri, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::{Answer, REQUEST_TIMEOUT, Report, Tally, answer, error_chain};
+use super::{Answer, Report, Tally, error_chain, read_answer};
 
 /// Connections opened at once while getting ready.
 const CONNECTING_AT_ONCE: usize = 64;
@@ -93,13 +93,5 @@ async fn connect(address: &str) -> Result<http1::SendRequest<Empty<Bytes>>, Stri
 
 async fn request(mut sender: http1::SendRequest<Empty<Bytes>>, path: &str, host: &str) -> Result<Answer, String> {
     let request = Request::get(path).header(header::HOST, host).body(Empty::new()).map_err(|e| e.to_string())?;
-    let exchange = async {
-        let response = sender.send_request(request).await.map_err(|e| error_chain(&e))?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes();
-        Ok(answer(status, &body))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")))
+    read_answer(sender.send_request(request)).await
 }
