@@ -52,7 +52,15 @@ fn help_documents_every_variable() {
         "POSITIONS_BIND",
         "REFRESH_CONCURRENCY",
         "REFRESH_TIMEOUT_MS",
+        "REFRESH_QUEUE_MAX",
         "ADMIN_TOKEN",
+        "REDIS_URL",
+        "REDIS_NAMESPACE",
+        "REDIS_TIMEOUT_MS",
+        "REDIS_POOL_SIZE",
+        "LOG_FORMAT",
+        "HTTP_HEADER_TIMEOUT_MS",
+        "SHUTDOWN_GRACE_MS",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
