@@ -58,7 +58,9 @@ pub(crate) fn header(machine: &Machine, mode: Mode) -> String {
     format!(
         "# Benchmarks\n\n\
          Written by `cargo xtask bench`; do not edit by hand. Every figure below was measured in the \
-         run that wrote this file, peers included, and ratios compare figures of that same run.\n\
+         run that wrote this file, peers included, and ratios compare figures of that same run. What was \
+         profiled and changed because of these figures, and what remains and why: \
+         [performance.md](performance.md).\n\
          {quick}\n\
          | | |\n| --- | --- |\n\
          | date | {} |\n| CPU | {} |\n| cores | {} |\n| memory | {} GiB |\n| kernel | {} |\n| compiler | {} |\n\n",
