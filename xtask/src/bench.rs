@@ -71,8 +71,10 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
     let machine = report::Machine::probe()?;
     report::clear_criterion()?;
     let mut doc = report::header(&machine, mode);
-    for (_, section) in SECTIONS {
+    for (name, section) in SECTIONS {
+        let started = std::time::Instant::now();
         doc.push_str(&section(mode)?);
+        eprintln!("section {name}: {:.0} s", started.elapsed().as_secs_f64());
     }
     let path = root().join("docs/benchmarks.md");
     std::fs::write(&path, doc)?;

@@ -63,9 +63,9 @@ impl Day {
         };
         match mode {
             Mode::Full => base,
-            // What the fill loaded goes stale 5 s into the measured period,
-            // so refreshes still happen in a short pass.
-            Mode::Quick => Self { ttl_s: 10, warm_up_s: 5, measured_s: 15, ..base },
+            // What the fill loaded goes stale about 5 s into the measured
+            // period, so refreshes still happen in a short pass.
+            Mode::Quick => Self { ttl_s: 8, warm_up_s: 3, measured_s: 10, ..base },
         }
     }
 
