@@ -228,6 +228,49 @@ where
         self.insert_nanos(key, value, to_unix_nanos(fetched_at), self.now());
     }
 
+    /// Like [`insert_at`](Self::insert_at), unless the cache already holds
+    /// a value for `key` fetched at `fetched_at` or later: then that value
+    /// stays, untouched, and `value` is dropped. Returns whether `value` was
+    /// stored.
+    ///
+    /// For filling this cache from a slower shared tier: while the read of
+    /// that tier was under way, a fresher value may have arrived here, and
+    /// it must not be replaced by an older one. The check and the store are
+    /// one step under the shard's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use cache_core::{Cache, Policy};
+    ///
+    /// let cache = Cache::new(10, Policy::new(Duration::from_secs(60)));
+    /// let now = SystemTime::now();
+    /// cache.insert_at("k", "new", now);
+    /// assert!(!cache.insert_if_newer("k", "old", now - Duration::from_secs(5)));
+    /// assert_eq!(*cache.get("k").unwrap().value(), "new");
+    /// assert!(cache.insert_if_newer("k", "newer", now + Duration::from_secs(1)));
+    /// assert_eq!(*cache.get("k").unwrap().value(), "newer");
+    /// ```
+    pub fn insert_if_newer(&self, key: K, value: V, fetched_at: SystemTime) -> bool {
+        let fetched_at = to_unix_nanos(fetched_at);
+        let now = self.now();
+        let hash = self.hasher.hash_one(&key);
+        let mut removed = Removed::none();
+        let events = {
+            let mut shard = self.shard(hash);
+            if shard.holds_newer(hash, &key, fetched_at) {
+                drop(shard);
+                drop((key, value));
+                return false;
+            }
+            shard.insert(hash, key, value, fetched_at, now, &mut removed)
+        };
+        drop(removed);
+        self.report(&events);
+        true
+    }
+
     fn insert_nanos(&self, key: K, value: V, fetched_at: u64, now: u64) {
         let hash = self.hasher.hash_one(&key);
         let mut removed = Removed::none();

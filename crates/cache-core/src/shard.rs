@@ -161,6 +161,13 @@ where
         Read { found, event, expired }
     }
 
+    /// Whether the shard holds `key` fetched at `fetched_at` or later. A
+    /// plain lookup: no recency update, nothing counted.
+    #[inline]
+    pub(crate) fn holds_newer(&self, hash: u64, key: &K, fetched_at: u64) -> bool {
+        self.map.raw_entry().from_key_hashed_nocheck(hash, key).is_some_and(|(_, slot)| slot.fetched_at >= fetched_at)
+    }
+
     /// Stores `value` under `key`, then evicts from this shard's least
     /// recently used end whatever the insert took the cache over its
     /// [`Bounds`] by (possibly the new entry itself, if this shard holds too

@@ -23,6 +23,8 @@ enum Op {
     Insert(u8, u32),
     /// Insert with `fetched_at` this many seconds before now (negative: ahead).
     InsertAt(u8, u32, i64),
+    /// Like `InsertAt`, but only over an entry fetched earlier (or none).
+    InsertIfNewer(u8, u32, i64),
     Get(u8),
     GetFailSafe(u8),
     Peek(u8),
@@ -38,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
         2 => (key.clone(), any::<u32>(), -5_i64..40).prop_map(|(k, v, s)| Op::InsertAt(k, v, s)),
+        2 => (key.clone(), any::<u32>(), -5_i64..40).prop_map(|(k, v, s)| Op::InsertIfNewer(k, v, s)),
         5 => key.clone().prop_map(Op::Get),
         2 => key.clone().prop_map(Op::GetFailSafe),
         2 => key.clone().prop_map(Op::Peek),
@@ -153,6 +156,14 @@ proptest! {
                     let fetched_at = model.now.saturating_add_signed(-ago);
                     cache.insert_at(k, v, secs(fetched_at));
                     model.insert(k, v, fetched_at);
+                }
+                Op::InsertIfNewer(k, v, ago) => {
+                    let fetched_at = model.now.saturating_add_signed(-ago);
+                    let newer_held = model.position(k).is_some_and(|i| model.entries[i].2 >= fetched_at);
+                    prop_assert_eq!(cache.insert_if_newer(k, v, secs(fetched_at)), !newer_held, "insert_if_newer({})", k);
+                    if !newer_held {
+                        model.insert(k, v, fetched_at);
+                    }
                 }
                 Op::Get(k) => prop_assert_eq!(read(cache.get(&k)), model.read(k, SERVE_STALE, true), "get({})", k),
                 Op::GetFailSafe(k) => {

@@ -168,13 +168,7 @@ impl Service {
         let shared = &self.shared;
         if shared.enabled && !force_refresh {
             if let Some(entry) = shared.cache.get(wallet) {
-                if entry.is_stale() {
-                    self.loader.refresh(wallet.clone());
-                    shared.metrics.cache.record_lookup(Lookup::Stale);
-                } else {
-                    shared.metrics.cache.record_lookup(Lookup::Hit);
-                }
-                return Ok(Answer::cached(entry, Origin::Memory));
+                return Ok(self.serve_memory(wallet, entry));
             }
             if let Some(answer) = self.read_redis(wallet).await {
                 return Ok(answer);
@@ -200,10 +194,25 @@ impl Service {
         }
     }
 
+    /// Answers from a tier-1 entry, starting a background refresh if it is
+    /// stale.
+    fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
+        if entry.is_stale() {
+            self.loader.refresh(wallet.clone());
+            self.shared.metrics.cache.record_lookup(Lookup::Stale);
+        } else {
+            self.shared.metrics.cache.record_lookup(Lookup::Hit);
+        }
+        Answer::cached(entry, Origin::Memory)
+    }
+
     /// Reads tier 2 after a tier-1 miss. A value there fills tier 1 with
     /// its original `fetched_at` and, if it is within the stale-while-
     /// revalidate window, answers; an older one stays in tier 1 as a
     /// fail-safe and the caller loads. Any Redis failure is a miss.
+    ///
+    /// A load may finish while Redis is read: tier 1 then holds a newer
+    /// value than Redis gave, which stays, and answers.
     async fn read_redis(&self, wallet: &Wallet) -> Option<Answer> {
         let shared = &self.shared;
         let redis = shared.redis.as_ref()?;
@@ -215,7 +224,11 @@ impl Service {
             }
         };
         let snapshot = Arc::new(Snapshot::render(&stored.value, OffsetDateTime::from(stored.fetched_at)));
-        shared.cache.insert_at(wallet.clone(), Arc::clone(&snapshot), stored.fetched_at);
+        if !shared.cache.insert_if_newer(wallet.clone(), Arc::clone(&snapshot), stored.fetched_at)
+            && let Some(entry) = shared.cache.get(wallet)
+        {
+            return Some(self.serve_memory(wallet, entry));
+        }
         let age = shared.clock.now().duration_since(stored.fetched_at).unwrap_or_default();
         let stale = match shared.cache.policy().freshness(age) {
             Freshness::Fresh => false,
