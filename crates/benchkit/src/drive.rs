@@ -111,11 +111,12 @@ pub async fn get(client: &HttpClient, uri: Uri) -> Result<Answer, String> {
 /// # Errors
 ///
 /// A message for anything that is not an HTTP answer in time.
-pub async fn read_answer<E: std::error::Error>(
+pub async fn read_answer<E: std::error::Error + Send + Sync + 'static>(
     response: impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, E>>,
 ) -> Result<Answer, String> {
     let exchange = async {
-        let response = response.await.map_err(|e| error_chain(&e))?;
+        // `{:#}` is anyhow's rendering of an error and its causes on one line.
+        let response = response.await.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes();
         Ok(answer(status, &body))
@@ -128,18 +129,6 @@ pub async fn read_answer<E: std::error::Error>(
 /// An [`Answer`] from a status and a body.
 pub fn answer(status: u16, body: &[u8]) -> Answer {
     Answer { status, bytes: body.len(), fields: if status == 200 { Fields::parse(body) } else { None } }
-}
-
-/// An error and its causes, on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A run's answers and latencies, as they come in.

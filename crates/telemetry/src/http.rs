@@ -6,10 +6,9 @@
 //! which would make one series per wallet), the method is a closed enum with
 //! a catch-all, and the status is a number.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -90,13 +89,7 @@ impl Method {
     }
 }
 
-// By hand rather than derived: the derive writes the Rust variant name
-// (`Get`), and method names are upper case.
-impl EncodeLabelValue for Method {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
+label_value_by_as_str!(Method);
 
 /// The HTTP request counter and duration histogram.
 ///

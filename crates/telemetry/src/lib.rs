@@ -103,6 +103,24 @@
 
 #![warn(missing_docs)]
 
+/// Implements `EncodeLabelValue` for label enums by their `as_str`.
+///
+/// By hand rather than derived: the derive writes the Rust variant name
+/// (`Get`, `Ledger`), and the documented label values are the `as_str`
+/// spellings (`get`, `ledger`, and upper-case HTTP methods).
+macro_rules! label_value_by_as_str {
+    ($($label:ty),+ $(,)?) => {$(
+        impl prometheus_client::encoding::EncodeLabelValue for $label {
+            fn encode(
+                &self,
+                encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+            ) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    )+};
+}
+
 mod cache;
 pub mod exposition;
 mod http;

@@ -7,10 +7,8 @@
 //! writer. They say what tier 1 did, not what a request got: for that, see
 //! [`CacheMetrics`](crate::CacheMetrics).
 
-use std::fmt::Write as _;
-
 use cache_core::Event;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -115,11 +113,7 @@ impl EventName {
     }
 }
 
-impl EncodeLabelValue for EventName {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
+label_value_by_as_str!(EventName);
 
 #[cfg(test)]
 mod tests {

@@ -4,10 +4,9 @@
 //! source itself (ledger files or an upstream HTTP service) lives in the
 //! service; this module only times it.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
@@ -39,13 +38,7 @@ impl Source {
     }
 }
 
-// By hand rather than derived, here and for `Outcome`: the derive writes the
-// Rust variant name (`Ledger`), and the documented values are lower case.
-impl EncodeLabelValue for Source {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
+label_value_by_as_str!(Source);
 
 /// How a load ended, as the `outcome` label.
 ///
@@ -80,11 +73,7 @@ impl Outcome {
     }
 }
 
-impl EncodeLabelValue for Outcome {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
+label_value_by_as_str!(Outcome);
 
 /// The source's fetch-duration histograms.
 ///

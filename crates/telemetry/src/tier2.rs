@@ -4,9 +4,7 @@
 //! The Redis tier records here; it owns the decisions (what counts as a
 //! usable value, when the breaker opens), this module only names them.
 
-use std::fmt::Write as _;
-
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -56,13 +54,7 @@ impl RedisOp {
     }
 }
 
-// By hand rather than derived: the derive writes the Rust variant name
-// (`Get`), and the documented label values are lower case.
-impl EncodeLabelValue for RedisOp {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
+label_value_by_as_str!(RedisOp);
 
 /// The Redis tier's circuit breaker, as the value of
 /// `position_cache_redis_breaker_state`.

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::{Answer, Report, Tally, error_chain, read_answer};
+use super::{Answer, Report, Tally, read_answer};
 
 /// Connections opened at once while getting ready.
 const CONNECTING_AT_ONCE: usize = 64;
@@ -83,7 +83,8 @@ pub async fn run(uri: Uri, n: usize) -> anyhow::Result<Report> {
 async fn connect(address: &str) -> Result<http1::SendRequest<Empty<Bytes>>, String> {
     let stream = TcpStream::connect(address).await.map_err(|e| format!("connecting to {address}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| error_chain(&e))?;
+    let (sender, connection) =
+        http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
     tokio::spawn(async move {
         // An error here shows up as the request's error.
         let _ = connection.await;
