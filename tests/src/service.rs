@@ -38,7 +38,8 @@ pub struct TestService {
 }
 
 /// The options most tests want: caching on, the test windows, room for
-/// 1,000 wallets, 8 loads at once, a 2-second load timeout.
+/// 1,000 wallets, 8 loads at once, a 2-second load timeout, and every
+/// forced refresh a load (no minimum interval).
 pub fn default_options() -> ServiceOptions {
     ServiceOptions {
         cache_enabled: true,
@@ -49,6 +50,7 @@ pub fn default_options() -> ServiceOptions {
             timeout: Duration::from_secs(2),
             max_queued: 1_024,
         },
+        force_refresh_min_interval: Duration::ZERO,
     }
 }
 

@@ -104,6 +104,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub refresh_queue_max: u64,
 
+    /// Milliseconds after a wallet was fetched during which `?refresh=true` answers the entry already held
+    /// instead of loading again, so that anonymous clients cannot drive the source; 0 lets every forced refresh
+    /// load.
+    #[arg(long = "force-refresh-min-interval-ms", env = "FORCE_REFRESH_MIN_INTERVAL_MS", default_value_t = 1000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub force_refresh_min_interval_ms: u64,
+
     /// Bearer token that enables DELETE; without it DELETE is disabled.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN",
           value_parser = parse_token)]
@@ -221,6 +228,12 @@ impl Config {
     /// One load's limit.
     pub fn refresh_timeout(&self) -> Duration {
         Duration::from_millis(self.refresh_timeout_ms)
+    }
+
+    /// How recently a wallet may have been fetched for a forced refresh to
+    /// answer the entry held.
+    pub fn force_refresh_min_interval(&self) -> Duration {
+        Duration::from_millis(self.force_refresh_min_interval_ms)
     }
 
     /// The limit on one Redis operation.

@@ -11,6 +11,7 @@
 //! Every error is JSON (see [`ApiError`]); every request is counted by route
 //! template and status, never by raw path.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use telemetry::Metrics;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -183,13 +185,17 @@ impl App {
 
     async fn delete_all<B>(&self, request: &Request<B>) -> Result<HttpResponse, ApiError> {
         self.authorize(request)?;
-        let pattern = query_param(request.uri().query(), "pattern").unwrap_or("*");
+        let pattern = query_param(request.uri().query(), "pattern")?.unwrap_or(Cow::Borrowed("*"));
+        let pattern = pattern.as_ref();
         let removed = self.service.invalidate_matching(pattern).await?;
         tracing::info!(pattern, removed, "wallets invalidated");
         Ok(json(StatusCode::OK, &DeletedPattern { pattern, removed }))
     }
 
-    /// Checks the bearer token in constant time.
+    /// Checks the bearer token. The scheme is matched case-insensitively
+    /// (RFC 9110 §11.1), and the token is compared through SHA-256 digests
+    /// in constant time, so neither its bytes nor its length leak through
+    /// timing.
     fn authorize<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
         let Some(expected) = &self.admin_token else {
             return Err(ApiError::AdminDisabled);
@@ -198,9 +204,9 @@ impl App {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .ok_or(ApiError::Unauthorized)?;
-        if constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(ApiError::Forbidden) }
+        if tokens_match(given, expected) { Ok(()) } else { Err(ApiError::Forbidden) }
     }
 
     fn health(&self) -> HttpResponse {
@@ -277,9 +283,10 @@ fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     response
 }
 
-/// `?refresh=true` (or `1`); absent or `false`/`0` means no.
+/// `?refresh=true` (or `1`, or a bare `refresh`); absent or `false`/`0`
+/// means no.
 fn refresh_requested(query: Option<&str>) -> Result<bool, ApiError> {
-    match query_param(query, "refresh") {
+    match query_param(query, "refresh")?.as_deref() {
         None | Some("false" | "0") => Ok(false),
         Some("true" | "1" | "") => Ok(true),
         Some(other) => {
@@ -288,13 +295,51 @@ fn refresh_requested(query: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-/// The raw value of `name` in a query string (no percent-decoding: no value
-/// this API takes needs it).
-fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
-    query?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then_some(value)
-    })
+/// The value of the first `name` in a query string, percent-decoded
+/// (`%2A` is `*`). `+` is left as it is: no value this API takes contains
+/// a space, and a glob may contain a literal `+`.
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Result<Option<Cow<'q, str>>, ApiError> {
+    let Some(raw) = query.and_then(|query| {
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }) else {
+        return Ok(None);
+    };
+    percent_decode(raw)
+        .map(Some)
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid {name} {:?}: bad percent-encoding", shorten(raw))))
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that
+/// is not UTF-8.
+fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.contains('%') {
+        return Some(Cow::Borrowed(raw));
+    }
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut rest = raw.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = tail.get(..2)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok().map(Cow::Owned)
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value, with the scheme in
+/// any letter case and any run of spaces after it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn route_name(path: &str) -> &'static str {
@@ -315,8 +360,12 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether two tokens are equal, in time that depends on neither: the
+/// SHA-256 digests, of fixed length, are compared byte by byte without an
+/// early exit.
+fn tokens_match(given: &str, expected: &str) -> bool {
+    let (given, expected) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
+    given.iter().zip(expected.iter()).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -335,9 +384,32 @@ mod tests {
 
     #[test]
     fn tokens_compare_whole() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
+        assert!(tokens_match("secret", "secret"));
+        assert!(!tokens_match("secret", "secreT"));
+        assert!(!tokens_match("secret", "secret2"));
+        assert!(!tokens_match("", "x"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER   abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(query_param(Some("pattern=0x5%2A"), "pattern"), Ok(Some(Cow::Borrowed("0x5*"))));
+        assert_eq!(query_param(Some("pattern=0x5%2a&x=1"), "pattern"), Ok(Some(Cow::Borrowed("0x5*"))));
+        assert_eq!(query_param(Some("pattern=a+b"), "pattern"), Ok(Some(Cow::Borrowed("a+b"))));
+        assert_eq!(query_param(Some("refresh=%74rue"), "refresh"), Ok(Some(Cow::Borrowed("true"))));
+        assert_eq!(query_param(None, "pattern"), Ok(None));
+        for bad in ["pattern=%", "pattern=%2", "pattern=%zz", "pattern=%ff"] {
+            assert!(query_param(Some(bad), "pattern").is_err(), "{bad}");
+        }
     }
 }

@@ -50,6 +50,11 @@ pub struct ServiceOptions {
     pub max_wallets: usize,
     /// The loader's limits.
     pub refresh: refresh::Config,
+    /// A forced refresh (`?refresh=true`) of a wallet fetched more recently
+    /// than this answers the entry already held instead of loading again
+    /// (`FORCE_REFRESH_MIN_INTERVAL_MS`); zero lets every forced refresh
+    /// load.
+    pub force_refresh_min_interval: Duration,
 }
 
 /// Where an answer came from.
@@ -102,6 +107,7 @@ pub struct Service {
 #[derive(Debug)]
 struct Shared {
     enabled: bool,
+    force_refresh_min_interval: Duration,
     cache: Cache<Wallet, Arc<Snapshot>>,
     redis: Option<RedisTier>,
     clock: Arc<dyn Clock>,
@@ -141,6 +147,7 @@ impl Service {
         let source_label = if source.name() == "http" { telemetry::Source::Http } else { telemetry::Source::Ledger };
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,
+            force_refresh_min_interval: options.force_refresh_min_interval,
             cache,
             redis,
             clock,
@@ -166,15 +173,24 @@ impl Service {
     /// was needed and failed with nothing servable cached.
     pub async fn positions(&self, wallet: &Wallet, force_refresh: bool) -> Result<Answer, ApiError> {
         let shared = &self.shared;
-        if shared.enabled && !force_refresh {
-            if let Some(entry) = shared.cache.get(wallet) {
-                return Ok(self.serve_memory(wallet, entry));
+        if shared.enabled {
+            if force_refresh {
+                if let Some(answer) = self.recently_loaded(wallet) {
+                    return Ok(answer);
+                }
+            } else {
+                if let Some(entry) = shared.cache.get(wallet) {
+                    return Ok(self.serve_memory(wallet, entry));
+                }
+                if let Some(answer) = self.read_redis(wallet).await {
+                    return Ok(answer);
+                }
             }
-            if let Some(answer) = self.read_redis(wallet).await {
-                return Ok(answer);
-            }
-            shared.metrics.cache.record_lookup(Lookup::Miss);
         }
+        // Every answer that is not served from a cache is a miss: a cold
+        // wallet, a forced refresh, caching turned off, and an answer that
+        // ends as a fail-safe or an error after the load it waited for.
+        shared.metrics.cache.record_lookup(Lookup::Miss);
         match self.loader.load(wallet.clone()).await {
             Ok(fetched) => {
                 let origin = match (shared.enabled, force_refresh) {
@@ -182,7 +198,8 @@ impl Service {
                     (true, forced) => Origin::Source { forced },
                 };
                 let age = shared.clock.now().duration_since(fetched.fetched_at).unwrap_or_default();
-                Ok(Answer { snapshot: fetched.snapshot, age, cached: false, stale: false, origin })
+                let stale = shared.cache.policy().freshness(age).is_stale();
+                Ok(Answer { snapshot: fetched.snapshot, age, cached: false, stale, origin })
             }
             Err(error) => {
                 if let Some(entry) = shared.enabled.then(|| shared.cache.get_fail_safe(wallet)).flatten() {
@@ -192,6 +209,15 @@ impl Service {
                 Err(api_error(&error))
             }
         }
+    }
+
+    /// A forced refresh's answer when the wallet was fetched less than
+    /// `force_refresh_min_interval` ago: the entry held, as a hit, so that
+    /// anonymous clients cannot drive the source at will.
+    fn recently_loaded(&self, wallet: &Wallet) -> Option<Answer> {
+        let shared = &self.shared;
+        let entry = shared.cache.peek(wallet).filter(|entry| entry.age() < shared.force_refresh_min_interval)?;
+        Some(self.serve_memory(wallet, entry))
     }
 
     /// Answers from a tier-1 entry, starting a background refresh if it is

@@ -46,6 +46,7 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         policy,
         max_wallets: usize::try_from(config.max_wallets).unwrap_or(usize::MAX),
         refresh,
+        force_refresh_min_interval: config.force_refresh_min_interval(),
     }
 }
 

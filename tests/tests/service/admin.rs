@@ -73,3 +73,39 @@ async fn delete_by_pattern_drops_only_what_matches() {
     assert_eq!(service.app.service().health().lru_size, 0);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_in_any_letter_case() {
+    let source = Arc::new(FakeSource::new());
+    let service = TestService::start(default_options(), source.clone(), Some(TOKEN)).await;
+    let client = service.client();
+    client.get(PATH).await;
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let reply = client.send(http::Method::DELETE, PATH, &[("authorization", &auth)]).await;
+        assert_eq!(reply.status, 200, "{scheme}: {}", reply.text());
+    }
+    let basic = client.send(http::Method::DELETE, PATH, &[("authorization", &format!("Basic {TOKEN}"))]).await;
+    assert_eq!(basic.status, 401, "another scheme is no bearer token");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_percent_encoded_pattern_is_decoded() {
+    let source = Arc::new(FakeSource::new());
+    let service = TestService::start(default_options(), source.clone(), Some(TOKEN)).await;
+    let client = service.client();
+    let wallets = ["0x5a00000000000000000000000000000000000001", "0x5b00000000000000000000000000000000000002"];
+    for w in wallets {
+        client.get(&format!("/v4/positions/{w}")).await;
+    }
+    // What `curl -G --data-urlencode 'pattern=0x5*'` sends.
+    let reply = client.delete("/v4/positions?pattern=0x5%2A", Some(TOKEN)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), serde_json::json!({"pattern": "0x5*", "removed": 2}));
+
+    let bad = client.delete("/v4/positions?pattern=0x5%2", Some(TOKEN)).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "bad_request");
+    service.stop().await;
+}

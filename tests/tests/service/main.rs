@@ -3,6 +3,7 @@
 //! the operational routes.
 
 mod admin;
+mod counting;
 mod failures;
 mod input;
 mod observability;

@@ -108,7 +108,11 @@ async fn a_forced_refresh_bypasses_the_cache_and_concurrent_ones_share_a_load() 
             tokio::spawn(async move { client.get(&format!("{PATH}?refresh=true")).await })
         })
         .collect();
-    eventually("the forced load to start", DEADLINE, || source.calls() == 2).await;
+    // Every forced refresh counts its miss just before it joins the load,
+    // so once all twenty are counted, all twenty are in the one flight and
+    // the source may go on.
+    eventually("all forced refreshes to join the load", DEADLINE, || service.metrics.cache.counts().misses == 21).await;
+    assert_eq!(source.calls(), 2);
     // A plain read meanwhile still gets the cached value at once.
     assert_eq!(client.get(PATH).await.json()["positions"][0]["realized_pnl"], "1");
     source.release();
@@ -162,5 +166,79 @@ async fn a_wallet_with_no_positions_is_cached_like_any_other() {
     assert_eq!(first["positions"], serde_json::json!([]));
     assert_eq!(first["cached"], false);
     assert_eq!(client.get(empty).await.json()["cached"], true);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_forced_refresh_soon_after_a_load_answers_the_entry_held() {
+    let source = Arc::new(FakeSource::new());
+    let mut options = default_options();
+    options.force_refresh_min_interval = Duration::from_secs(1);
+    let service = TestService::start(options, source.clone(), None).await;
+    let client = service.client();
+    let forced = format!("{PATH}?refresh=true");
+    assert_eq!(client.get(&forced).await.json()["cached"], false, "nothing held: a load");
+
+    service.clock.advance(Duration::from_millis(999));
+    let soon = client.get(&forced).await;
+    let body = soon.json();
+    assert_eq!((body["cached"].as_bool(), body["stale"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(body["positions"][0]["realized_pnl"], "1");
+    assert_eq!(soon.header("cache-status"), "positions-api; hit; ttl=60; detail=memory");
+    assert_eq!(source.calls(), 1, "no load ran");
+
+    service.clock.advance(Duration::from_millis(1));
+    let later = client.get(&forced).await.json();
+    assert_eq!((later["cached"].as_bool(), later["positions"][0]["realized_pnl"].as_str()), (Some(false), Some("2")));
+    assert_eq!(source.calls(), 2);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn stale_means_past_the_ttl_on_every_path() {
+    use system_tests::Behavior;
+    let source = Arc::new(FakeSource::new());
+    let service = TestService::with_source(source.clone()).await;
+    let client = service.client();
+    let forced = format!("{PATH}?refresh=true");
+    client.get(PATH).await;
+
+    // A failed forced refresh of a fresh entry serves it, not stale.
+    source.set(Behavior::Fail);
+    service.clock.advance(TTL);
+    let fresh = client.get(&forced).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.text());
+    let body = fresh.json();
+    assert_eq!((body["cached"].as_bool(), body["stale"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(fresh.header("cache-status"), "positions-api; hit; ttl=0; detail=memory-stale-if-error");
+
+    // One second past the TTL it is stale, on the same path.
+    service.clock.advance(Duration::from_secs(1));
+    let stale = client.get(&forced).await.json();
+    assert_eq!((stale["cached"].as_bool(), stale["stale"].as_bool()), (Some(true), Some(true)));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn without_stale_if_error_a_failed_load_serves_nothing_past_the_ttl() {
+    use system_tests::Behavior;
+    let source = Arc::new(FakeSource::new());
+    let mut options = default_options();
+    options.policy = cache_core::Policy::new(TTL).stale_while_revalidate(MAX_STALE);
+    let service = TestService::start(options, source.clone(), None).await;
+    let client = service.client();
+    client.get(PATH).await;
+    source.set(Behavior::Fail);
+
+    // Within the stale-while-revalidate window a read is served stale, but a
+    // forced refresh that fails has no fail-safe to fall back on.
+    service.clock.advance(TTL + Duration::from_secs(1));
+    let failed = client.get(&format!("{PATH}?refresh=true")).await;
+    assert_eq!(failed.status, 502, "{}", failed.text());
+    assert_eq!(failed.json()["error"], "source_failed");
+
+    // Past it, a plain read loads, fails, and has nothing to serve either.
+    service.clock.advance(MAX_STALE);
+    assert_eq!(client.get(PATH).await.status, 502);
     service.stop().await;
 }
