@@ -5,6 +5,8 @@
 //! Everything here talks to real sockets; nothing is mocked below the
 //! source trait.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod fake_source;
 pub mod service;
