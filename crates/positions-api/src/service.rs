@@ -366,7 +366,9 @@ fn api_error(error: &LoadError<SourceError>) -> ApiError {
             other => ApiError::SourceFailed(other.to_string()),
         },
         LoadError::Timeout(after) => ApiError::SourceTimeout(after.as_millis()),
-        LoadError::Overloaded => ApiError::Overloaded,
+        // Waiting too long for a turn is the same overload as finding the
+        // line full, told later: the client should come back shortly.
+        LoadError::Overloaded | LoadError::QueueTimeout(_) => ApiError::Overloaded,
         LoadError::Panicked(_) => ApiError::SourceFailed("the source failed unexpectedly".into()),
         LoadError::ShuttingDown => ApiError::ShuttingDown,
     }

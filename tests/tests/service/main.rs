@@ -6,6 +6,7 @@ mod admin;
 mod failures;
 mod input;
 mod observability;
+mod overload;
 mod stale;
 mod stampede;
 mod upstream;
