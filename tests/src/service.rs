@@ -49,6 +49,7 @@ pub fn default_options() -> ServiceOptions {
             concurrency: std::num::NonZeroUsize::MIN.saturating_add(7),
             timeout: Duration::from_secs(2),
             max_queued: 1_024,
+            ..refresh::Config::default()
         },
         force_refresh_min_interval: Duration::ZERO,
     }

@@ -99,6 +99,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub refresh_timeout_ms: u64,
 
+    /// Milliseconds a load may wait for a free slot before it gives up: its requests get 503, a background
+    /// refresh is dropped.
+    #[arg(long = "refresh-queue-timeout-ms", env = "REFRESH_QUEUE_TIMEOUT_MS", default_value_t = 1000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub refresh_queue_timeout_ms: u64,
+
     /// Loads that may wait for a free slot; past this, requests that need a load are refused with 503.
     #[arg(long = "refresh-queue-max", env = "REFRESH_QUEUE_MAX", default_value_t = 1024, value_name = "LOADS",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -236,6 +242,11 @@ impl Config {
         Duration::from_millis(self.force_refresh_min_interval_ms)
     }
 
+    /// The longest wait for a load's turn at the source.
+    pub fn refresh_queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.refresh_queue_timeout_ms)
+    }
+
     /// The limit on one Redis operation.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
@@ -306,7 +317,7 @@ mod tests {
         assert_eq!((c.ttl_sec, c.max_wallets, c.max_stale_sec, c.stale_if_error_sec), (900, 2000, 3600, 86_400));
         assert_eq!(c.source, SourceSpec::Sample);
         assert_eq!(c.bind, "127.0.0.1:8080".parse().expect("address"));
-        assert_eq!((c.refresh_concurrency, c.refresh_timeout_ms), (32, 5000));
+        assert_eq!((c.refresh_concurrency, c.refresh_timeout_ms, c.refresh_queue_timeout_ms), (32, 5000, 1000));
         assert_eq!(c.admin_token, None);
     }
 
@@ -322,13 +333,15 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
             (&["--ttl-sec", "0"], "POSITION_CACHE_TTL_SEC"),
             (&["--max=-5"], "POSITION_CACHE_MAX"),
             (&["--source", "ftp://x"], "POSITIONS_SOURCE"),
             (&["--bind", "nowhere"], "POSITIONS_BIND"),
             (&["--cache-enabled", "maybe"], "POSITION_CACHE_ENABLED"),
+            (&["--refresh-queue-timeout-ms", "0"], "REFRESH_QUEUE_TIMEOUT_MS"),
+            (&["--refresh-queue-timeout-ms", "3600001"], "REFRESH_QUEUE_TIMEOUT_MS"),
         ];
         for (args, var) in cases {
             let Err(ConfigError::Invalid(line)) = parse(args) else { panic!("{args:?} was accepted") };

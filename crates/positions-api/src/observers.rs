@@ -40,6 +40,14 @@ impl refresh::Observer for LoaderMetrics {
     fn overloaded(&self) {
         self.metrics.cache.record_overload_rejection();
     }
+
+    fn queue_timed_out(&self, kind: FlightKind) {
+        let kind = match kind {
+            FlightKind::Foreground => telemetry::LoadKind::Foreground,
+            FlightKind::Background => telemetry::LoadKind::Background,
+        };
+        self.metrics.cache.record_queue_timeout(kind);
+    }
 }
 
 /// Counts the Redis tier's events, and logs its state changes: an operator

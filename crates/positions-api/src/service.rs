@@ -113,6 +113,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     source_name: &'static str,
+    /// One "serving stale data" line per failure class per interval: during
+    /// an outage every request for a cached wallet would log one.
+    stale_if_error_log: refresh::LogThrottle,
 }
 
 /// A `Clock` shared by the cache and the service.
@@ -153,6 +156,7 @@ impl Service {
             clock,
             metrics: Arc::clone(&metrics),
             source_name: source.name(),
+            stale_if_error_log: refresh::LogThrottle::default(),
         });
         let observer = Arc::new(crate::observers::LoaderMetrics { metrics, source: source_label });
         let for_loads = Arc::clone(&shared);
@@ -203,7 +207,9 @@ impl Service {
             }
             Err(error) => {
                 if let Some(entry) = shared.enabled.then(|| shared.cache.get_fail_safe(wallet)).flatten() {
-                    tracing::warn!(%wallet, %error, age = ?entry.age(), "source failed; serving stale data");
+                    if let Some(suppressed) = shared.stale_if_error_log.allow(failure_class(&error)) {
+                        tracing::warn!(%wallet, %error, age = ?entry.age(), suppressed, "source failed; serving stale data");
+                    }
                     return Ok(Answer::cached(entry, Origin::MemoryStaleIfError));
                 }
                 Err(api_error(&error))
@@ -384,6 +390,18 @@ fn redis_unavailable(error: cache_redis::Error) -> ApiError {
     ApiError::RedisUnavailable(error.to_string())
 }
 
+/// A failed load's class, as a log throttle's cause: few and fixed, unlike
+/// the errors' texts, which name wallets.
+fn failure_class(error: &LoadError<SourceError>) -> &'static str {
+    match error {
+        LoadError::Source(_) => "source error",
+        LoadError::Timeout(_) => "source timeout",
+        LoadError::QueueTimeout(_) | LoadError::Overloaded => "overloaded",
+        LoadError::Panicked(_) => "panicked",
+        LoadError::ShuttingDown => "shutting down",
+    }
+}
+
 /// The one mapping from a failed load to an API error.
 fn api_error(error: &LoadError<SourceError>) -> ApiError {
     match error {
@@ -392,7 +410,9 @@ fn api_error(error: &LoadError<SourceError>) -> ApiError {
             other => ApiError::SourceFailed(other.to_string()),
         },
         LoadError::Timeout(after) => ApiError::SourceTimeout(after.as_millis()),
-        LoadError::Overloaded => ApiError::Overloaded,
+        // Waiting too long for a turn is the same overload as finding the
+        // line full, told later: the client should come back shortly.
+        LoadError::Overloaded | LoadError::QueueTimeout(_) => ApiError::Overloaded,
         LoadError::Panicked(_) => ApiError::SourceFailed("the source failed unexpectedly".into()),
         LoadError::ShuttingDown => ApiError::ShuttingDown,
     }

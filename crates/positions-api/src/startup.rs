@@ -39,6 +39,7 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         concurrency: std::num::NonZeroUsize::new(usize::try_from(config.refresh_concurrency).unwrap_or(usize::MAX))
             .unwrap_or(refresh::DEFAULT_CONCURRENCY),
         timeout: config.refresh_timeout(),
+        queue_timeout: config.refresh_queue_timeout(),
         max_queued: usize::try_from(config.refresh_queue_max).unwrap_or(usize::MAX),
     };
     ServiceOptions {

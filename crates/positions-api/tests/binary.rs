@@ -53,6 +53,7 @@ fn help_documents_every_variable() {
         "REFRESH_CONCURRENCY",
         "REFRESH_TIMEOUT_MS",
         "REFRESH_QUEUE_MAX",
+        "REFRESH_QUEUE_TIMEOUT_MS",
         "FORCE_REFRESH_MIN_INTERVAL_MS",
         "ADMIN_TOKEN",
         "REDIS_URL",

@@ -1,10 +1,11 @@
 //! The limits a [`Loader`](crate::Loader) works within: how many loads may
-//! call the source at once, how many may wait for their turn, and how long
-//! one call may take.
+//! call the source at once, how many may wait for their turn and for how
+//! long, and how long one call may take.
 //!
 //! This is plain data, usually filled from the service's environment
-//! (`REFRESH_CONCURRENCY`, `REFRESH_TIMEOUT_MS`); it does no parsing and no
-//! validation beyond what its types already guarantee.
+//! (`REFRESH_CONCURRENCY`, `REFRESH_TIMEOUT_MS`, `REFRESH_QUEUE_TIMEOUT_MS`,
+//! `REFRESH_QUEUE_MAX`); it does no parsing and no validation beyond what
+//! its types already guarantee.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -15,10 +16,15 @@ pub const DEFAULT_CONCURRENCY: NonZeroUsize = NonZeroUsize::new(32).unwrap();
 /// How long one call of the source may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a load may wait for a permit by default. About as long as a
+/// user should wait for their turn before an honest "try again later"
+/// serves them better; with the default timeout, no caller waits more than
+/// six seconds in all.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Loads that may wait for a permit by default: eight per permit at the
-/// default concurrency. At a few hundred milliseconds per load the last of
-/// them starts within about three seconds, which is about as long as a user
-/// should wait before an honest "try again later" serves them better.
+/// default concurrency. The line is bounded twice: in length by this, in
+/// time by [`DEFAULT_QUEUE_TIMEOUT`].
 pub const DEFAULT_MAX_QUEUED: usize = 256;
 
 /// The limits of a [`Loader`](crate::Loader).
@@ -36,6 +42,8 @@ pub const DEFAULT_MAX_QUEUED: usize = 256;
 ///     ..Config::default()
 /// };
 /// assert_eq!(config.max_queued, 256);
+/// // Nobody waits on a flight longer than its turn plus its call.
+/// assert_eq!(config.longest_wait(), Duration::from_millis(2_500));
 /// // Background refreshes may take at most half of the waiting places.
 /// assert_eq!(config.max_queued_background(), 128);
 /// ```
@@ -48,8 +56,17 @@ pub struct Config {
     /// How long one call of the source may take before it is given up with
     /// [`LoadError::Timeout`](crate::LoadError::Timeout)
     /// (`REFRESH_TIMEOUT_MS`); 5 s by default. Time spent waiting for a
-    /// permit does not count: that wait is bounded by `max_queued` instead.
+    /// permit does not count: that wait has its own limit, `queue_timeout`.
     pub timeout: Duration,
+    /// How long a flight may wait for a permit before it gives up
+    /// (`REFRESH_QUEUE_TIMEOUT_MS`); 1 s by default. Its callers then get
+    /// [`LoadError::QueueTimeout`](crate::LoadError::QueueTimeout), and a
+    /// background refresh nobody waits for is dropped; either way the load
+    /// function is not called and the key is free for the next flight.
+    /// With `timeout`, it bounds how long anyone waits for a flight: see
+    /// [`longest_wait`](Self::longest_wait). Zero means a flight runs at
+    /// once or not at all.
+    pub queue_timeout: Duration,
     /// How many new loads may wait for a permit when all are taken; a
     /// foreground load beyond that fails at once with
     /// [`LoadError::Overloaded`](crate::LoadError::Overloaded). 256 by
@@ -66,11 +83,23 @@ impl Config {
     pub fn max_queued_background(&self) -> usize {
         self.max_queued / 2
     }
+
+    /// The longest a caller waits for a flight, from the moment the flight
+    /// starts: its wait for a permit, then its call of the load function.
+    /// (A caller who joins a flight later waits less.)
+    pub fn longest_wait(&self) -> Duration {
+        self.queue_timeout.saturating_add(self.timeout)
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT, max_queued: DEFAULT_MAX_QUEUED }
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            timeout: DEFAULT_TIMEOUT,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            max_queued: DEFAULT_MAX_QUEUED,
+        }
     }
 }
 
@@ -83,6 +112,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.concurrency.get(), 32, "REFRESH_CONCURRENCY default");
         assert_eq!(config.timeout, Duration::from_secs(5), "REFRESH_TIMEOUT_MS default");
+        assert_eq!(config.queue_timeout, Duration::from_secs(1), "REFRESH_QUEUE_TIMEOUT_MS default");
         assert_eq!(config.max_queued, 256);
     }
 

@@ -39,6 +39,11 @@ pub enum LoadError<E> {
     /// started; trying again later may succeed.
     #[error("too many loads waiting for the source")]
     Overloaded,
+    /// The load waited the configured queue timeout (carried here) for a
+    /// permit and gave up, so the load function was never called; trying
+    /// again later may succeed.
+    #[error("no turn to call the source within {0:?}")]
+    QueueTimeout(Duration),
     /// The load function panicked; this is its panic message.
     #[error("load function panicked: {0}")]
     Panicked(String),
@@ -56,6 +61,7 @@ impl<E> Clone for LoadError<E> {
             Self::Source(error) => Self::Source(Arc::clone(error)),
             Self::Timeout(after) => Self::Timeout(*after),
             Self::Overloaded => Self::Overloaded,
+            Self::QueueTimeout(waited) => Self::QueueTimeout(*waited),
             Self::Panicked(message) => Self::Panicked(message.clone()),
             Self::ShuttingDown => Self::ShuttingDown,
         }
@@ -77,10 +83,11 @@ mod tests {
 
     #[test]
     fn messages_are_lower_case_without_a_trailing_period() {
-        let errors: [LoadError<Opaque>; 5] = [
+        let errors: [LoadError<Opaque>; 6] = [
             LoadError::Source(Arc::new(Opaque)),
             LoadError::Timeout(Duration::from_millis(1_500)),
             LoadError::Overloaded,
+            LoadError::QueueTimeout(Duration::from_secs(1)),
             LoadError::Panicked("index out of bounds".to_owned()),
             LoadError::ShuttingDown,
         ];
@@ -91,6 +98,7 @@ mod tests {
                 "source failed: ledger file \"trades.csv\" is unreadable",
                 "source timed out after 1.5s",
                 "too many loads waiting for the source",
+                "no turn to call the source within 1s",
                 "load function panicked: index out of bounds",
                 "loader is shutting down",
             ]

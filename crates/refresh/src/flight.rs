@@ -1,5 +1,6 @@
-//! One flight: the spawned task that waits for a permit, calls the load
-//! function under a timeout, and delivers the result to every waiter.
+//! One flight: the spawned task that waits for a permit (for at most the
+//! queue timeout), calls the load function under a timeout, and delivers
+//! the result to every waiter.
 //!
 //! The flight runs as its own task so that it finishes, and the load
 //! function gets to store its value, even when every caller has gone away.
@@ -31,7 +32,7 @@ use tokio::time::Instant;
 use crate::error::LoadError;
 use crate::loader::Shared;
 use crate::observer::{FlightKind, Outcome};
-use crate::queue::Place;
+use crate::queue::{NoPermit, Place};
 
 /// What a flight's waiters watch: nothing yet, then its result.
 pub(crate) type Delivery<V, E> = Option<Result<V, LoadError<E>>>;
@@ -63,11 +64,24 @@ where
     V: Clone + Send + Sync + 'static,
     E: fmt::Display + Send + Sync + 'static,
 {
-    let Some(permit) = place.into_permit().await else {
-        guard.finish(Err(LoadError::ShuttingDown));
-        return;
-    };
     let shared = Arc::clone(&guard.shared);
+    let patience = shared.config.queue_timeout;
+    let permit = match place.into_permit(patience).await {
+        Ok(permit) => permit,
+        Err(NoPermit::TimedOut) => {
+            shared.observer.queue_timed_out(guard.kind);
+            let kind = guard.kind.as_str();
+            if let Some(suppressed) = shared.log.allow(&format!("{kind} queue timeout")) {
+                tracing::warn!(key = ?guard.key, kind, waited = ?patience, suppressed, "load gave up waiting for a permit");
+            }
+            guard.finish(Err(LoadError::QueueTimeout(patience)));
+            return;
+        }
+        Err(NoPermit::Closed) => {
+            guard.finish(Err(LoadError::ShuttingDown));
+            return;
+        }
+    };
     let started = Instant::now();
     guard.started = Some(started);
     shared.observer.load_started(guard.kind);
@@ -77,12 +91,23 @@ where
     let elapsed = started.elapsed();
     let outcome = Outcome::of(&result);
     shared.observer.load_finished(guard.kind, outcome, elapsed);
+    let kind = guard.kind.as_str();
     match &result {
-        Ok(_) => tracing::debug!(key = ?guard.key, kind = guard.kind.as_str(), ?elapsed, "load finished"),
-        Err(error @ LoadError::Panicked(_)) => {
-            tracing::error!(key = ?guard.key, kind = guard.kind.as_str(), ?elapsed, %error, "load failed");
+        Ok(_) => tracing::debug!(key = ?guard.key, kind, ?elapsed, "load finished"),
+        // A dead source fails every load, and a line per load would bury
+        // the log, so failures are throttled. By kind and outcome, not by
+        // the error's text: a source's error usually names the key (the
+        // service's name the wallet's URL), which would make every key a
+        // cause of its own. The line shows the latest error in full.
+        Err(error) => {
+            if let Some(suppressed) = shared.log.allow(&format!("{kind} {}", outcome.as_str())) {
+                if matches!(error, LoadError::Panicked(_)) {
+                    tracing::error!(key = ?guard.key, kind, ?elapsed, %error, suppressed, "load failed");
+                } else {
+                    tracing::warn!(key = ?guard.key, kind, ?elapsed, %error, suppressed, "load failed");
+                }
+            }
         }
-        Err(error) => tracing::warn!(key = ?guard.key, kind = guard.kind.as_str(), ?elapsed, %error, "load failed"),
     }
     guard.finish(result);
 }
@@ -149,7 +174,10 @@ where
         if let Some(started) = self.started {
             self.shared.observer.load_finished(self.kind, Outcome::Abandoned, started.elapsed());
         }
-        tracing::warn!(key = ?self.key, kind = self.kind.as_str(), "load abandoned at shutdown");
+        let kind = self.kind.as_str();
+        if let Some(suppressed) = self.shared.log.allow(&format!("{kind} abandoned")) {
+            tracing::warn!(key = ?self.key, kind, suppressed, "load abandoned at shutdown");
+        }
         self.deliver(Err(LoadError::ShuttingDown));
     }
 }

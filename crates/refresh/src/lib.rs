@@ -18,15 +18,22 @@
 //! if all its callers go away, so a value paid for is never thrown away; a
 //! call after a flight has finished starts a new one.
 //!
-//! Limits protect the source: at most [`Config::concurrency`] load function
-//! calls at once, at most [`Config::max_queued`] flights waiting for a
-//! turn (beyond that a load fails at once with [`LoadError::Overloaded`]),
-//! and [`Config::timeout`] per call ([`LoadError::Timeout`]). Background
+//! Limits protect the source, and bound every wait: at most
+//! [`Config::concurrency`] load function calls at once, at most
+//! [`Config::max_queued`] flights waiting for a turn (beyond that a load
+//! fails at once with [`LoadError::Overloaded`]), each for at most
+//! [`Config::queue_timeout`] ([`LoadError::QueueTimeout`]), and
+//! [`Config::timeout`] per call ([`LoadError::Timeout`]). Background
 //! refreshes give way to users: they are skipped once the queue is half
-//! full. A panicking load function becomes [`LoadError::Panicked`] for its
-//! callers and nothing worse. [`Loader::shutdown`] drains flights until a
-//! deadline and aborts the rest. Errors are logged with `tracing`, and an
-//! [`Observer`] hears every event for metrics.
+//! full, and dropped when their wait runs out. A panicking load function
+//! becomes [`LoadError::Panicked`] for its callers and nothing worse.
+//! [`Loader::shutdown`] drains flights until a deadline and aborts the
+//! rest. An [`Observer`] hears every event for metrics.
+//!
+//! Failures are logged with `tracing`, through a [`LogThrottle`]: one line
+//! per kind of failure every ten seconds, with a count of the lines held
+//! back, so a dead source does not turn every request into a warning. The
+//! throttle is public for callers that log failures of their own.
 //!
 //! What it is not: a cache. The loader stores nothing; the load function
 //! stores what it fetched (the service's writes both cache tiers), so a
@@ -71,16 +78,20 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod config;
 mod error;
 mod flight;
 mod loader;
+mod log_throttle;
 mod observer;
 mod queue;
 mod shutdown;
 
-pub use config::{Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUED, DEFAULT_TIMEOUT};
+pub use config::{Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::LoadError;
 pub use loader::{Loader, Refresh, SkipReason};
+pub use log_throttle::LogThrottle;
 pub use observer::{FlightKind, Observer, Outcome};
 pub use shutdown::DrainReport;

@@ -20,6 +20,7 @@ use tokio::task::AbortHandle;
 use crate::config::Config;
 use crate::error::LoadError;
 use crate::flight::{self, Delivery};
+use crate::log_throttle::LogThrottle;
 use crate::observer::{FlightKind, Observer, Silent};
 use crate::queue::Queue;
 
@@ -27,8 +28,8 @@ use crate::queue::Queue;
 type BoxedLoad<K, V, E> = Box<dyn Fn(K) -> Pin<Box<dyn Future<Output = Result<V, E>> + Send>> + Send + Sync>;
 
 /// Loads values for keys from a slow source: one call per key at a time,
-/// shared by every caller, within a global concurrency limit, a bounded
-/// queue and a timeout.
+/// shared by every caller, within a global concurrency limit, a queue
+/// bounded in length and in time, and a timeout.
 ///
 /// Cloning is cheap and every clone drives the same flights. The load
 /// function is where values get stored: the loader hands results to its
@@ -79,6 +80,8 @@ pub(crate) struct Shared<K, V, E> {
     pub(crate) load: BoxedLoad<K, V, E>,
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) queue: Queue,
+    /// Throttles the flights' failure warnings.
+    pub(crate) log: LogThrottle,
     state: Mutex<State<K, V, E>>,
 }
 
@@ -190,7 +193,14 @@ where
     {
         let load: BoxedLoad<K, V, E> = Box::new(move |key| Box::pin(load(key)));
         let state = State { phase: Phase::Open, flights: HashMap::new(), background: 0, next_id: 0 };
-        let shared = Shared { queue: Queue::new(&config), config, load, observer, state: Mutex::new(state) };
+        let shared = Shared {
+            queue: Queue::new(&config),
+            config,
+            load,
+            observer,
+            log: LogThrottle::default(),
+            state: Mutex::new(state),
+        };
         Self { shared: Arc::new(shared) }
     }
 
@@ -207,7 +217,10 @@ where
     /// Every caller of one flight gets a clone of the same error:
     /// [`LoadError::Source`] when the load function returned an error,
     /// [`LoadError::Timeout`] when it ran past [`Config::timeout`],
-    /// [`LoadError::Panicked`] when it panicked. A call that would start a
+    /// [`LoadError::Panicked`] when it panicked, and
+    /// [`LoadError::QueueTimeout`] when the flight got no permit within
+    /// [`Config::queue_timeout`], so that nobody waits longer than
+    /// [`Config::longest_wait`]. A call that would start a
     /// flight fails at once with [`LoadError::Overloaded`] when
     /// [`Config::max_queued`] flights already wait for a permit (joining a
     /// running flight is never refused). After [`shutdown`](Self::shutdown)
@@ -236,8 +249,10 @@ where
     /// for it.
     ///
     /// A refresh gives way to users' loads: it is skipped when the queue is
-    /// half full (see [`Config::max_queued_background`]). Its errors are
-    /// logged and reported to the observer; nobody else hears of them.
+    /// half full (see [`Config::max_queued_background`]), and dropped if it
+    /// waits longer than [`Config::queue_timeout`] for a permit. Its errors
+    /// are logged (throttled) and reported to the observer; nobody else
+    /// hears of them.
     ///
     /// # Panics
     ///

@@ -2,7 +2,8 @@
 //! this crate depending on one.
 //!
 //! The trait is deliberately small: refresh requests, loads started and
-//! finished (with their outcome and duration), and overload rejections.
+//! finished (with their outcome and duration), and the two ways a flight is
+//! turned away for want of a permit (a full line, or too long a wait).
 //! Gauges such as the number of running refreshes are read from the
 //! [`Loader`](crate::Loader) instead, which is always exact.
 
@@ -68,9 +69,9 @@ impl Outcome {
             Err(LoadError::Source(_)) => Self::Error,
             Err(LoadError::Timeout(_)) => Self::Timeout,
             Err(LoadError::Panicked(_)) => Self::Panicked,
-            // A call that was made cannot end in these two; an unfinished
+            // A call that was made cannot end in these three; an unfinished
             // one is reported by the flight's drop guard as abandoned.
-            Err(LoadError::Overloaded | LoadError::ShuttingDown) => Self::Abandoned,
+            Err(LoadError::Overloaded | LoadError::QueueTimeout(_) | LoadError::ShuttingDown) => Self::Abandoned,
         }
     }
 }
@@ -134,6 +135,16 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// [`LoadError::Overloaded`]. (A refresh that gives way is
     /// heard through [`refresh_requested`](Self::refresh_requested).)
     fn overloaded(&self) {}
+
+    /// A flight of this kind waited [`Config::queue_timeout`] for a permit
+    /// without getting one and was given up: its callers got
+    /// [`LoadError::QueueTimeout`], and a background refresh nobody waited
+    /// for was dropped. The load function was not called, so neither
+    /// [`load_started`](Self::load_started) nor
+    /// [`load_finished`](Self::load_finished) is heard for it.
+    ///
+    /// [`Config::queue_timeout`]: crate::Config::queue_timeout
+    fn queue_timed_out(&self, _kind: FlightKind) {}
 }
 
 /// The observer of a loader built without one.
@@ -154,6 +165,7 @@ mod tests {
         assert_eq!(of(Err(LoadError::Timeout(Duration::from_secs(1)))), Outcome::Timeout);
         assert_eq!(of(Err(LoadError::Panicked("boom".to_owned()))), Outcome::Panicked);
         assert_eq!(of(Err(LoadError::ShuttingDown)), Outcome::Abandoned);
+        assert_eq!(of(Err(LoadError::QueueTimeout(Duration::from_secs(1)))), Outcome::Abandoned);
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! shorter than [`Config::max_queued_background`], so they can never hold
 //! more than that many of its places.
 //!
+//! The line is bounded in time as well as in length: a flight that has not
+//! got a permit within [`Config::queue_timeout`] leaves it. Without that, a
+//! hung source would hold every caller in line for as many load timeouts as
+//! there are flights ahead of it.
+//!
 //! Once in line, flights are served first come, first served (tokio's
 //! semaphore is fair). A stricter priority, letting users overtake
 //! refreshes already waiting, would need a second line and gains little:
@@ -17,6 +22,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -83,16 +89,29 @@ impl Queue {
     }
 }
 
+/// Why a flight in line got no permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoPermit {
+    /// None came free within the queue timeout.
+    TimedOut,
+    /// The semaphore was closed, which this crate never does.
+    Closed,
+}
+
 impl Place {
-    /// Waits for this flight's turn. `None` only if the semaphore was
-    /// closed, which this crate never does.
-    pub(crate) async fn into_permit(self) -> Option<OwnedSemaphorePermit> {
+    /// Waits for this flight's turn, at most `patience` if it is in line.
+    /// Giving up leaves the line at once, so the flights behind move up.
+    pub(crate) async fn into_permit(self, patience: Duration) -> Result<OwnedSemaphorePermit, NoPermit> {
         match self {
-            Self::Running(permit) => Some(permit),
+            Self::Running(permit) => Ok(permit),
             Self::Waiting(ticket) => {
-                let permit = Arc::clone(&ticket.permits).acquire_owned().await.ok();
+                let turn = tokio::time::timeout(patience, Arc::clone(&ticket.permits).acquire_owned()).await;
                 drop(ticket);
-                permit
+                match turn {
+                    Ok(Ok(permit)) => Ok(permit),
+                    Ok(Err(_closed)) => Err(NoPermit::Closed),
+                    Err(_elapsed) => Err(NoPermit::TimedOut),
+                }
             }
         }
     }
@@ -154,11 +173,29 @@ mod tests {
         let queue = queue(1, 1);
         let Some(Place::Running(permit)) = queue.admit(FlightKind::Foreground) else { panic!("expected a permit") };
         let waiting = queue.admit(FlightKind::Foreground).unwrap();
-        let turn = tokio::spawn(waiting.into_permit());
+        let turn = tokio::spawn(waiting.into_permit(Duration::from_secs(1)));
         tokio::task::yield_now().await;
         assert!(!turn.is_finished(), "no permit is free yet");
         drop(permit);
-        assert!(turn.await.unwrap().is_some());
+        assert!(turn.await.unwrap().is_ok());
         assert_eq!(queue.waiting(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_flight_gives_up_after_its_patience_and_leaves_the_line() {
+        let queue = queue(1, 2);
+        let Some(Place::Running(_permit)) = queue.admit(FlightKind::Foreground) else { panic!("expected a permit") };
+        let waiting = queue.admit(FlightKind::Background).unwrap();
+        let began = tokio::time::Instant::now();
+        assert_eq!(waiting.into_permit(Duration::from_millis(1_500)).await.unwrap_err(), NoPermit::TimedOut);
+        assert_eq!(began.elapsed(), Duration::from_millis(1_500));
+        assert_eq!(queue.waiting(), 0, "its place is given back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_flight_needs_no_patience() {
+        let queue = queue(1, 0);
+        let running = queue.admit(FlightKind::Foreground).unwrap();
+        assert!(running.into_permit(Duration::ZERO).await.is_ok());
     }
 }

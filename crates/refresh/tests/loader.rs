@@ -141,6 +141,7 @@ enum Heard {
     Started(FlightKind),
     Finished(FlightKind, Outcome, Duration),
     Overloaded,
+    QueueTimedOut(FlightKind),
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +172,10 @@ impl Observer for Recorder {
 
     fn overloaded(&self) {
         self.push(Heard::Overloaded);
+    }
+
+    fn queue_timed_out(&self, kind: FlightKind) {
+        self.push(Heard::QueueTimedOut(kind));
     }
 }
 
@@ -462,7 +467,8 @@ async fn shutdown_waits_for_flights_that_finish_before_the_deadline() {
 async fn shutdown_refuses_new_work_and_abandons_flights_past_the_deadline() {
     let source = Source::new(|key, _| Step::Take(Duration::from_secs(u64::from(key))));
     let recorder = Arc::new(Recorder::default());
-    let config = Config { timeout: Duration::from_secs(3_600), ..config(1, 8) };
+    let patient = Duration::from_secs(3_600);
+    let config = Config { timeout: patient, queue_timeout: patient, ..config(1, 8) };
     let loader = source.observed_loader(config, recorder.clone());
     let quick = loader.load(1); // runs from 0 s to 1 s
     let slow = loader.load(600); // runs from 1 s, aborted at 10 s
@@ -567,4 +573,189 @@ async fn no_waiter_hangs_while_flights_finish_and_others_join() {
     tokio::time::timeout(Duration::from_secs(60), results(tasks)).await.expect("a waiter hung");
     assert!((1..=4_000).contains(&source.calls()));
     assert_eq!(loader.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_load_waits_longer_than_its_turn_plus_its_call() {
+    let source = Source::always(Step::Take(Duration::from_secs(3_600)));
+    let recorder = Arc::new(Recorder::default());
+    let limits =
+        Config { timeout: Duration::from_millis(400), queue_timeout: Duration::from_secs(1), ..config(1, 256) };
+    let loader = source.observed_loader(limits, recorder.clone());
+    let began = Instant::now();
+    let mut waiters = JoinSet::new();
+    for key in 0..50 {
+        let load = loader.load(key);
+        waiters.spawn(async move { (key, load.await, began.elapsed()) });
+    }
+    let mut answers = results(waiters).await;
+    answers.sort_unstable_by_key(|(key, _, _)| *key);
+
+    // One permit, a source that hangs: the first three flights get the
+    // permit in turn (at 0, 0.4 and 0.8 s) and time out; the other 47 give
+    // up waiting at 1 s. Nobody waits past the queue timeout plus the load
+    // timeout, 1.4 s, where without a queue timeout the last would wait
+    // 50 load timeouts.
+    let ms = Duration::from_millis;
+    for (key, result, waited) in &answers {
+        let expected = match key {
+            0..=2 => ms(400 * (u64::from(*key) + 1)),
+            _ => ms(1_000),
+        };
+        assert_eq!(*waited, expected, "load of key {key}");
+        assert!(*waited <= limits.longest_wait());
+        match (key, result) {
+            (0..=2, Err(LoadError::Timeout(after))) => assert_eq!(*after, ms(400)),
+            (3.., Err(LoadError::QueueTimeout(after))) => assert_eq!(*after, ms(1_000)),
+            (key, other) => panic!("load of key {key}: {other:?}"),
+        }
+    }
+    assert_eq!(source.calls(), 3, "a flight that never got its turn never called the source");
+    assert_eq!((loader.in_flight(), loader.queued()), (0, 0));
+    let heard = recorder.heard();
+    let queue_timeouts = heard.iter().filter(|h| **h == Heard::QueueTimedOut(FlightKind::Foreground)).count();
+    assert_eq!(queue_timeouts, 47);
+
+    // The keys are free again: a later load starts a new flight.
+    let later = loader.load(49);
+    until("the new flight calls the source", || source.calls() == 4).await;
+    assert!(matches!(later.await, Err(LoadError::Timeout(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_waits_past_the_queue_timeout_is_dropped_and_heard() {
+    let source = Source::new(|key, _| if key == 1 { Step::Gate } else { Step::Answer });
+    let recorder = Arc::new(Recorder::default());
+    let limits = Config { timeout: Duration::from_secs(3_600), queue_timeout: Duration::from_secs(1), ..config(1, 8) };
+    let loader = source.observed_loader(limits, recorder.clone());
+    let running = loader.load(1); // holds the only permit until the gate opens
+    assert_eq!(loader.refresh(2), Refresh::Started);
+    assert_eq!((loader.active_refreshes(), loader.queued()), (1, 1));
+
+    tokio::time::sleep(Duration::from_millis(999)).await;
+    assert_eq!((loader.active_refreshes(), loader.queued()), (1, 1), "still within its patience");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    until("the refresh is dropped", || loader.active_refreshes() == 0).await;
+    assert_eq!((loader.in_flight(), loader.queued()), (1, 0), "only the running load is left");
+    assert_eq!(source.calls(), 1, "the dropped refresh never called the source");
+
+    let (fg, bg) = (FlightKind::Foreground, FlightKind::Background);
+    assert_eq!(
+        recorder.heard(),
+        [Heard::Refresh(Refresh::Started), Heard::Started(fg), Heard::QueueTimedOut(bg)],
+        "the observer hears the drop, and no load for it"
+    );
+
+    // Its key is free: the next refresh starts anew and, with the permit
+    // back, stores its value.
+    source.open(1);
+    assert_eq!(running.await.unwrap(), "1#1");
+    assert_eq!(loader.refresh(2), Refresh::Started);
+    until("the new refresh stores its value", || source.stored(2).as_deref() == Some("2#2")).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_joining_a_flight_share_its_queue_timeout() {
+    let source = Source::always(Step::Gate);
+    let loader = source.loader(Config { queue_timeout: Duration::from_secs(2), ..config(1, 8) });
+    let _running = loader.load(1);
+    assert_eq!(loader.refresh(2), Refresh::Started);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A user joins the waiting refresh halfway through its wait.
+    let before = Instant::now();
+    let joined = loader.load(2);
+    assert!(matches!(joined.await, Err(LoadError::QueueTimeout(after)) if after == Duration::from_secs(2)));
+    assert_eq!(before.elapsed(), Duration::from_secs(1), "the flight's wait, not a new one");
+    assert_eq!(loader.active_refreshes(), 0);
+}
+
+/// What a test subscriber saw of one event: its level, message, and the
+/// count of lines the throttle held back before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    level: tracing::Level,
+    message: String,
+    suppressed: Option<u64>,
+}
+
+/// A `tracing` subscriber that keeps every event's [`Line`].
+#[derive(Debug, Default, Clone)]
+struct Lines(Arc<Mutex<Vec<Line>>>);
+
+impl Lines {
+    /// The `(level, suppressed)` of each line with this message.
+    fn of(&self, message: &str) -> Vec<(tracing::Level, Option<u64>)> {
+        let lines = self.0.lock().unwrap();
+        lines.iter().filter(|line| line.message == message).map(|line| (line.level, line.suppressed)).collect()
+    }
+}
+
+impl tracing::Subscriber for Lines {
+    fn enabled(&self, _metadata: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        #[derive(Default)]
+        struct Fields {
+            message: String,
+            suppressed: Option<u64>,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                if field.name() == "suppressed" {
+                    self.suppressed = Some(value);
+                }
+            }
+
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "message" {
+                    self.message = format!("{value:?}");
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let line = Line { level: *event.metadata().level(), message: fields.message, suppressed: fields.suppressed };
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn enter(&self, _span: &tracing::span::Id) {}
+
+    fn exit(&self, _span: &tracing::span::Id) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_source_logs_one_warning_per_interval_with_a_count() {
+    use tracing::Level;
+
+    let lines = Lines::default();
+    // Flights run on this thread (a current-thread runtime), so they log to
+    // this subscriber.
+    let _logging = tracing::subscriber::set_default(lines.clone());
+    let source = Source::new(|key, _| if key < 1_000 { Step::Fail } else { Step::Take(Duration::from_secs(3_600)) });
+    let loader = source.loader(Config::default());
+
+    // A dead source: every load of every wallet fails the same way.
+    for key in 0..100 {
+        assert!(matches!(loader.load(key).await, Err(LoadError::Source(_))));
+    }
+    assert_eq!(lines.of("load failed"), [(Level::WARN, Some(0))], "one line, not a hundred");
+
+    tokio::time::advance(refresh::LogThrottle::DEFAULT_INTERVAL).await;
+    assert!(loader.load(100).await.is_err());
+    assert_eq!(lines.of("load failed"), [(Level::WARN, Some(0)), (Level::WARN, Some(99))], "then one with the count");
+
+    // A timeout is another cause, not held back by the errors.
+    assert!(matches!(loader.load(1_000).await, Err(LoadError::Timeout(_))));
+    assert!(matches!(loader.load(1_001).await, Err(LoadError::Timeout(_))));
+    assert_eq!(lines.of("load failed").len(), 3);
 }

@@ -8,7 +8,9 @@
 //! what a request counts as: the service does, once per request, through
 //! [`CacheMetrics::record_lookup`].
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -38,6 +40,42 @@ pub enum Lookup {
     /// request waited for the source all the same.
     Miss,
 }
+
+/// Who started a load, as the `kind` label of
+/// `position_cache_queue_timeouts_total`.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::{LoadKind, Metrics};
+///
+/// let metrics = Metrics::new();
+/// metrics.cache.record_queue_timeout(LoadKind::Background);
+/// assert!(metrics.encode().contains("\nposition_cache_queue_timeouts_total{kind=\"background\"} 1\n"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadKind {
+    /// A request waiting for the positions: a miss, `refresh=true`, or
+    /// caching off.
+    Foreground,
+    /// A background refresh of a stale entry, which nobody waits for.
+    Background,
+}
+
+impl LoadKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 2] = [Self::Foreground, Self::Background];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Foreground => "foreground",
+            Self::Background => "background",
+        }
+    }
+}
+
+label_value_by_as_str!(LoadKind);
 
 /// The report's counters, and the refresh and overload figures.
 ///
@@ -71,12 +109,18 @@ pub struct CacheMetrics {
     stale_serves: Counter,
     refresh_triggers: Counter,
     overload_rejections: Counter,
+    /// One counter per [`LoadKind`], indexed by `kind as usize`, created up
+    /// front so both series show zeros before the first timeout.
+    queue_timeouts: [Counter; LoadKind::ALL.len()],
     active_refresh_tasks: Gauge,
 }
 
 impl CacheMetrics {
     /// Creates the families and registers them, in the report's order.
     pub(crate) fn register(registry: &mut Registry) -> Self {
+        // `LoadKind::ALL` is in declaration order, so position `i` holds the
+        // kind whose discriminant is `i`; `record_queue_timeout` relies on it.
+        let queue_timeouts = Family::<KindLabels, Counter>::default();
         let metrics = Self {
             hits: Counter::default(),
             misses: Counter::default(),
@@ -85,6 +129,7 @@ impl CacheMetrics {
             stale_serves: Counter::default(),
             refresh_triggers: Counter::default(),
             overload_rejections: Counter::default(),
+            queue_timeouts: LoadKind::ALL.map(|kind| queue_timeouts.get_or_create_owned(&KindLabels { kind })),
             active_refresh_tasks: Gauge::default(),
         };
         // HELP texts carry no double quote or backslash: prometheus-client
@@ -124,6 +169,12 @@ impl CacheMetrics {
             "position_cache_overload_rejections",
             "Loads refused because the load queue was full; the request was answered 503",
             metrics.overload_rejections.clone(),
+        );
+        registry.register(
+            "position_cache_queue_timeouts",
+            "Loads that waited REFRESH_QUEUE_TIMEOUT_MS for a turn at the source and gave up, by who started them: \
+             a foreground load's requests were answered 503, a background refresh was dropped",
+            queue_timeouts,
         );
         registry.register(
             "position_cache_active_refresh_tasks",
@@ -168,6 +219,12 @@ impl CacheMetrics {
         self.overload_rejections.inc();
     }
 
+    /// Counts one load that gave up waiting for a turn at the source. A
+    /// load shared by several waiting requests counts once.
+    pub fn record_queue_timeout(&self, kind: LoadKind) {
+        self.queue_timeouts[kind as usize].inc();
+    }
+
     /// Sets how many background refreshes are in flight now.
     pub fn set_active_refresh_tasks(&self, tasks: usize) {
         self.active_refresh_tasks.set(saturating_i64(tasks));
@@ -188,6 +245,11 @@ impl CacheMetrics {
             overload_rejections: self.overload_rejections.get(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: LoadKind,
 }
 
 /// A reading of [`CacheMetrics`]' counters, cumulative since start.
@@ -275,10 +337,24 @@ mod tests {
         assert_eq!(sample(&text, "position_cache_refresh_triggers_total"), Some(2.0));
         assert_eq!(sample(&text, "position_cache_refresh_errors_total"), Some(1.0));
         assert_eq!(sample(&text, "position_cache_overload_rejections_total"), Some(1.0));
+        assert_eq!(sample(&text, r#"position_cache_queue_timeouts_total{kind="foreground"}"#), Some(0.0));
+        assert_eq!(sample(&text, r#"position_cache_queue_timeouts_total{kind="background"}"#), Some(0.0));
         assert_eq!(sample(&text, "position_cache_active_refresh_tasks"), Some(2.0));
 
         metrics.cache.set_active_refresh_tasks(0);
         assert_eq!(sample(&metrics.encode(), "position_cache_active_refresh_tasks"), Some(0.0), "a gauge goes down");
+    }
+
+    #[test]
+    fn queue_timeouts_are_counted_by_kind() {
+        let metrics = Metrics::new();
+        metrics.cache.record_queue_timeout(LoadKind::Foreground);
+        metrics.cache.record_queue_timeout(LoadKind::Background);
+        metrics.cache.record_queue_timeout(LoadKind::Background);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, r#"position_cache_queue_timeouts_total{kind="foreground"}"#), Some(1.0));
+        assert_eq!(sample(&text, r#"position_cache_queue_timeouts_total{kind="background"}"#), Some(2.0));
+        assert!(text.contains("# HELP position_cache_queue_timeouts Loads that waited REFRESH_QUEUE_TIMEOUT_MS"));
     }
 
     #[test]

@@ -61,6 +61,7 @@
 //! | `position_cache_stale_serves_total` | counter | | requests answered at once with data past its TTL; each is also a hit (per request) |
 //! | `position_cache_refresh_triggers_total` | counter | | background refreshes started |
 //! | `position_cache_overload_rejections_total` | counter | | loads refused because the load queue was full (the request got a 503) |
+//! | `position_cache_queue_timeouts_total` | counter | `kind`: `foreground`, `background` | loads that waited `REFRESH_QUEUE_TIMEOUT_MS` for a turn at the source and gave up: the requests got a 503, or the background refresh was dropped |
 //! | `position_cache_active_refresh_tasks` | gauge | | background refreshes in flight now |
 //! | `position_cache_memory_events_total` | counter | `event`: `hit`, `stale_hit`, `miss`, `insertion`, `eviction`, `expiration`, `invalidation` | raw tier-1 (in-process LRU) events, one per cache operation outcome |
 //! | `position_cache_entries` | gauge | | wallets held in tier 1 now |
@@ -84,7 +85,7 @@
 //!
 //! Counters and gauges are single atomics. Label sets that are closed and
 //! looked up on every cache read (`event`) or that operators alert on before
-//! the first occurrence (`op`) are resolved once, in [`Metrics::new`], into
+//! the first occurrence (`op`, `kind`) are resolved once, in [`Metrics::new`], into
 //! plain handles: recording into them takes no lock, and their series show
 //! zeros from the start. The other families (`http_*`,
 //! `position_source_fetch_duration_seconds`) look their label set up with
@@ -132,7 +133,7 @@ mod source;
 mod testing;
 mod tier2;
 
-pub use cache::{CacheCounts, CacheMetrics, Lookup};
+pub use cache::{CacheCounts, CacheMetrics, LoadKind, Lookup};
 pub use http::{HttpMetrics, HttpSeries, Method};
 pub use memory::MemoryMetrics;
 pub use metrics::{CONTENT_TYPE, Metrics};

@@ -7,6 +7,7 @@ mod counting;
 mod failures;
 mod input;
 mod observability;
+mod overload;
 mod stale;
 mod stampede;
 mod upstream;

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use cache_core::{Cache, Policy};
 use telemetry::exposition::{Family, parse_strict};
-use telemetry::{BreakerState, HttpMetrics, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisOp, Source};
+use telemetry::{
+    BreakerState, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisOp, Source,
+};
 
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
 
 /// Every registered family, in exposition order, with its type.
-const FAMILIES: [(&str, &str); 19] = [
+const FAMILIES: [(&str, &str); 20] = [
     ("position_cache_hits", "counter"),
     ("position_cache_misses", "counter"),
     ("position_cache_evictions", "counter"),
@@ -21,6 +23,7 @@ const FAMILIES: [(&str, &str); 19] = [
     ("position_cache_stale_serves", "counter"),
     ("position_cache_refresh_triggers", "counter"),
     ("position_cache_overload_rejections", "counter"),
+    ("position_cache_queue_timeouts", "counter"),
     ("position_cache_active_refresh_tasks", "gauge"),
     ("position_cache_memory_events", "counter"),
     ("position_cache_entries", "gauge"),
@@ -58,6 +61,7 @@ fn exercise_everything(metrics: &Arc<Metrics>) {
     metrics.cache.record_refresh_started();
     metrics.cache.record_load_failed();
     metrics.cache.record_overload_rejection();
+    metrics.cache.record_queue_timeout(LoadKind::Background);
     metrics.cache.set_active_refresh_tasks(1);
     metrics.tier2.record_hit();
     metrics.tier2.record_miss();
@@ -141,6 +145,7 @@ fn a_fresh_exposition_is_well_formed_and_reads_zero() {
     }
     assert_eq!(family(&families, "position_cache_memory_events").samples.len(), 7);
     assert_eq!(family(&families, "position_cache_redis_errors").samples.len(), 6);
+    assert_eq!(family(&families, "position_cache_queue_timeouts").samples.len(), 2);
     // Families keyed by open label values get their first series on first
     // use, and until then are left out, descriptors and all.
     let lazy = ["position_source_fetch_duration_seconds", "http_requests", "http_request_duration_seconds"];
