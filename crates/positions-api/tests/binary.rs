@@ -25,7 +25,8 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         ("POSITIONS_BIND", "localhost"),
         ("REFRESH_CONCURRENCY", "-1"),
         ("POSITIONS_SOURCE", "ledger:/nonexistent/ledger"),
-        ("POSITIONS_SOURCE", "https://analytics.example"),
+        ("POSITIONS_SOURCE", "https://analytics.example/?key=1"),
+        ("POSITIONS_SOURCE_CA_FILE", "/nonexistent/ca.pem"),
         ("ADMIN_TOKEN", " "),
     ];
     for (var, value) in cases {
@@ -49,6 +50,7 @@ fn help_documents_every_variable() {
         "POSITION_CACHE_MAX_STALE_SEC",
         "POSITION_CACHE_STALE_IF_ERROR_SEC",
         "POSITIONS_SOURCE",
+        "POSITIONS_SOURCE_CA_FILE",
         "POSITIONS_BIND",
         "REFRESH_CONCURRENCY",
         "REFRESH_TIMEOUT_MS",
