@@ -5,6 +5,8 @@
 //! [`parse_body`] reads it tolerantly (`body.rs` says how), `404` means a
 //! wallet with no positions.
 //!
+//! - `connect.rs`: the client, which tells a failure to connect from a
+//!   failed TLS handshake;
 //! - `tls.rs`: `https://` upstreams, rustls with the webpki roots or a
 //!   private [`CaBundle`];
 //! - `redact.rs`: keeping the upstream's address and credentials out of
@@ -18,19 +20,15 @@
 //! here can panic on what the upstream sends.
 
 mod body;
+mod connect;
 mod redact;
 mod tls;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 pub use self::body::parse_body;
 use self::redact::Scrub;
@@ -63,7 +61,7 @@ pub struct HttpSource {
     base: String,
     /// `Basic` credentials from the base URL, marked sensitive.
     authorization: Option<HeaderValue>,
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: connect::UpstreamClient,
     timeout: Duration,
     scrub: Scrub,
 }
@@ -118,18 +116,7 @@ impl HttpSource {
         }
         let authorization = userinfo.map(basic_authorization);
         let scrub = Scrub::new(host, uri.port_u16(), userinfo);
-        let tls = tls::client_config(ca).map_err(|e| error(&format!("TLS set-up failed: {e}")))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        let client = connect::client(timeout, ca).map_err(|e| error(&format!("TLS set-up failed: {e}")))?;
         Ok(Self { base: shown.trim_end_matches('/').to_owned(), authorization, client, timeout, scrub })
     }
 
@@ -174,8 +161,12 @@ impl HttpSource {
     fn failed_request(&self, error: &hyper_util::client::legacy::Error) -> SourceError {
         if let Some(tls) = tls::tls_failure(error) {
             SourceError::Tls(self.scrub.clean(&tls))
-        } else if error.is_connect() {
+        } else if connect::is_tcp_failure(error) {
             SourceError::Unreachable(self.scrub.clean(&causes(error)))
+        } else if error.is_connect() {
+            // Connected, then the handshake broke off (the peer closed, or
+            // answered something that is not TLS).
+            SourceError::Tls(self.scrub.clean(&causes(error)))
         } else {
             self.transport(error)
         }
