@@ -41,7 +41,9 @@ pub(crate) struct Scrub {
 }
 
 impl Scrub {
-    /// Hides `host` (and `host:port`), and each part of `userinfo`.
+    /// Hides `host` (and `host:port`), `userinfo` and the password in it.
+    /// (The credentials never reach the HTTP client, which is given the
+    /// URL without them; hiding them too costs nothing.)
     pub(crate) fn new(host: &str, port: Option<u16>, userinfo: Option<&str>) -> Self {
         let mut hidden = vec![host.to_owned(), host.trim_start_matches('[').trim_end_matches(']').to_owned()];
         if let Some(port) = port {
@@ -49,7 +51,7 @@ impl Scrub {
         }
         if let Some(userinfo) = userinfo {
             hidden.push(userinfo.to_owned());
-            hidden.extend(userinfo.split(':').map(str::to_owned));
+            hidden.extend(userinfo.split_once(':').map(|(_, password)| password.to_owned()));
         }
         hidden.retain(|h| !h.is_empty());
         hidden.sort_by_key(|h| std::cmp::Reverse(h.len()));
@@ -57,16 +59,37 @@ impl Scrub {
         Self { hidden }
     }
 
-    /// `text` with every hidden part replaced by `upstream`.
+    /// `text` with every hidden part replaced by `upstream`, where it
+    /// stands as a whole word: a host `api` is hidden in `connect to api:80`
+    /// but leaves `rapid` alone.
     pub(crate) fn clean(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for hidden in &self.hidden {
-            if text.contains(hidden.as_str()) {
-                text = text.replace(hidden.as_str(), MASK);
-            }
+            text = replace_words(&text, hidden, MASK);
         }
         text
     }
+}
+
+/// `text` with each occurrence of `word` that no name character (letter,
+/// digit, `.`, `-`, `_`) touches replaced by `by`.
+fn replace_words(text: &str, word: &str, by: &str) -> String {
+    let is_name = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = if at > 0 { rest[..at].chars().next_back() } else { out.chars().next_back() };
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if is_name(before) || is_name(after) {
+            out.push_str(word);
+        } else {
+            out.push_str(by);
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl std::fmt::Debug for Scrub {
@@ -105,6 +128,11 @@ mod tests {
             "invalid certificate for upstream; connect to upstream as upstream"
         );
         assert_eq!(scrub.clean("Connection refused (os error 111)"), "Connection refused (os error 111)");
+        let short = Scrub::new("api", Some(80), Some("a:pw"));
+        assert_eq!(
+            short.clean("rapid api: api:80 said pw, not pwned (a.api-x)"),
+            "rapid upstream: upstream said upstream, not pwned (a.api-x)"
+        );
         assert!(!format!("{scrub:?}").contains("hunter2"));
     }
 }
