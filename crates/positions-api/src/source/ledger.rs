@@ -20,7 +20,7 @@
 //! 0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48,1.0001,2026-11-24T10:59:30Z
 //! ```
 //!
-//! Wallets and tokens are addresses ([`Wallet`] rules; EVM ones stored in
+//! Wallets and tokens are addresses ([`Wallet`](crate::Wallet) rules; EVM ones stored in
 //! lower case). Decimals are plain (`12.5`, no exponent) and keep the scale
 //! they are written with. If a token has several price lines, the one with
 //! the latest `updated_at` wins (the later line on a tie).
