@@ -114,7 +114,7 @@ impl Source for FakeSource {
             let behavior = *self.behavior.lock().expect("behaviour lock");
             match behavior {
                 Behavior::Succeed => Ok(Self::positions_of_call(call)),
-                Behavior::Fail => Err(SourceError::Status { url: "fake://source".into(), status: 500 }),
+                Behavior::Fail => Err(SourceError::Status(500)),
                 Behavior::Hang => std::future::pending().await,
                 Behavior::Panic => panic!("the fake source was told to panic"),
             }

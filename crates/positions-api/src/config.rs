@@ -13,6 +13,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser, ValueEnum};
 
+use crate::source::http::{CaBundle, without_userinfo};
+
 /// The service's settings.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -79,11 +81,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub redis_pool_size: u64,
 
-    /// Where fresh positions come from: `ledger:DIR` (trades.csv and prices.csv in DIR), an `http://` upstream
-    /// base URL, or `sample` for the ledger bundled in the binary.
+    /// Where fresh positions come from: `ledger:DIR` (trades.csv and prices.csv in DIR), an `http://` or
+    /// `https://` upstream base URL (credentials in it are sent as Basic authorization), or `sample` for the
+    /// ledger bundled in the binary.
     #[arg(long = "source", env = "POSITIONS_SOURCE", default_value = "sample", value_name = "SOURCE",
-          value_parser = parse_source)]
+          hide_env_values = true, value_parser = parse_source)]
     pub source: SourceSpec,
+
+    /// PEM bundle of the certificate authorities an `https://` source's certificate must chain to, instead of
+    /// the built-in Mozilla roots. Read and checked at start-up.
+    #[arg(long = "source-ca-file", env = "POSITIONS_SOURCE_CA_FILE", value_name = "FILE", value_parser = parse_ca_file)]
+    pub source_ca_file: Option<CaBundle>,
 
     /// Address to listen on.
     #[arg(long = "bind", env = "POSITIONS_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -136,8 +144,9 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
 }
 
-/// Where positions come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where positions come from. Its `Debug` output leaves out credentials in
+/// an upstream URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SourceSpec {
     /// The ledger bundled in the binary.
     Sample,
@@ -145,6 +154,16 @@ pub enum SourceSpec {
     Ledger(PathBuf),
     /// An upstream service's base URL.
     Http(String),
+}
+
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sample => f.write_str("Sample"),
+            Self::Ledger(dir) => f.debug_tuple("Ledger").field(dir).finish(),
+            Self::Http(url) => f.debug_tuple("Http").field(&without_userinfo(url).0).finish(),
+        }
+    }
 }
 
 /// How logs are written.
@@ -167,8 +186,12 @@ fn parse_source(value: &str) -> Result<SourceSpec, String> {
     } else if value.starts_with("http://") || value.starts_with("https://") {
         Ok(SourceSpec::Http(value.to_owned()))
     } else {
-        Err("expected ledger:DIR, an http:// URL, or sample".into())
+        Err("expected ledger:DIR, an http(s):// URL, or sample".into())
     }
+}
+
+fn parse_ca_file(value: &str) -> Result<CaBundle, String> {
+    CaBundle::load(std::path::Path::new(value)).map_err(|e| e.to_string())
 }
 
 fn parse_redis_url(value: &str) -> Result<String, String> {
@@ -332,6 +355,36 @@ mod tests {
     }
 
     #[test]
+    fn an_upstream_urls_credentials_stay_out_of_debug_output() {
+        let c = parse(&["--source", "https://app:hunter2@analytics:9000/api"]).expect("valid");
+        let debug = format!("{c:?}");
+        assert!(debug.contains("https://analytics:9000/api") && !debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn a_ca_file_is_checked_at_start_up() {
+        let dir = std::env::temp_dir().join(format!("positions-api-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").expect("written");
+        let missing = dir.join("missing.pem");
+        for path in [&not_pem, &missing] {
+            let Err(ConfigError::Invalid(line)) = parse(&["--source-ca-file", path.to_str().expect("utf-8")]) else {
+                panic!("{} was accepted", path.display())
+            };
+            assert!(line.contains("POSITIONS_SOURCE_CA_FILE") && !line.contains('\n'), "{line}");
+        }
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, params.self_signed(&key).expect("signed").pem()).expect("written");
+        let c = parse(&["--source-ca-file", ca.to_str().expect("utf-8")]).expect("valid");
+        assert_eq!(c.source_ca_file.map(|b| b.len()), Some(1));
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
+    }
+
+    #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
         let cases: [(&[&str], &str); 8] = [
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
@@ -352,6 +405,10 @@ mod tests {
             panic!("accepted")
         };
         assert!(line.contains("REDIS_URL") && !line.contains("hunter2"), "a secret was echoed: {line}");
+        let Err(ConfigError::Invalid(line)) = parse(&["--source", "ftp://app:hunter2@host"]) else {
+            panic!("accepted")
+        };
+        assert!(line.contains("POSITIONS_SOURCE") && !line.contains("hunter2"), "a secret was echoed: {line}");
         let Err(ConfigError::Invalid(line)) = parse(&["--ttl-sec", "abc"]) else { panic!("accepted") };
         assert_eq!(line, r#"invalid "abc" for POSITION_CACHE_TTL_SEC (--ttl-sec): invalid digit found in string"#);
     }

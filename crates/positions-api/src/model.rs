@@ -163,9 +163,15 @@ impl Snapshot {
 /// with any offset, or the same without an offset (read as UTC), with or
 /// without fractional seconds.
 ///
+/// The time must fall in the years 0000 to 9999 once converted to UTC: RFC
+/// 3339 has no other years, so [`rfc3339`] could not render it back. This
+/// check is what keeps [`rfc3339`] from panicking on what a source sends.
+///
 /// # Errors
 ///
-/// A message naming the text, when it is neither.
+/// A message naming the text, when it is neither, or when its year in UTC
+/// is outside 0000 to 9999 (`-0001-01-01T00:00:00`,
+/// `9999-12-31T23:30:00-01:00`).
 ///
 /// # Examples
 ///
@@ -177,14 +183,20 @@ impl Snapshot {
 /// assert_eq!(parse_timestamp("2026-11-24T10:59:30").unwrap(), datetime!(2026-11-24 10:59:30 UTC));
 /// assert_eq!(parse_timestamp("2026-11-24T12:59:30.5+02:00").unwrap(), datetime!(2026-11-24 10:59:30.5 UTC));
 /// assert!(parse_timestamp("yesterday").is_err());
+/// assert!(parse_timestamp("-0001-01-01T00:00:00").is_err());
 /// ```
 pub fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
     const NAIVE: &[time::format_description::BorrowedFormatItem<'_>] =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
-    OffsetDateTime::parse(text, &Rfc3339)
+    let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .or_else(|_| time::PrimitiveDateTime::parse(text, NAIVE).map(time::PrimitiveDateTime::assume_utc))
-        .map(|t| t.to_offset(time::UtcOffset::UTC))
-        .map_err(|_| format!("invalid timestamp {text:?}: expected RFC 3339, such as 2026-11-24T10:59:30Z"))
+        .map_err(|_| format!("invalid timestamp {text:?}: expected RFC 3339, such as 2026-11-24T10:59:30Z"))?;
+    // `to_offset` would panic past the range `time` holds; an offset can
+    // also carry a year 9999 into 10000 or a year 0000 into -0001.
+    parsed
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or_else(|| format!("invalid timestamp {text:?}: the year in UTC is outside 0000 to 9999"))
 }
 
 /// Optional timestamps as RFC 3339 strings, in a way that binary formats
@@ -212,8 +224,9 @@ mod timestamp_option {
 ///
 /// # Panics
 ///
-/// Never for a time between years 0 and 9999, which is every time an
-/// `OffsetDateTime` built by this service holds.
+/// Never for a time between years 0000 and 9999 in UTC, which is every time
+/// this service holds: the clock's, and every parsed one, since
+/// [`parse_timestamp`] refuses the others.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).expect("a four-digit year formats as RFC 3339")
 }
@@ -315,6 +328,26 @@ mod tests {
         let stale = snapshot.body(&wallet, false, true, 0).to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&stale).expect("valid JSON");
         assert_eq!((json["cached"].clone(), json["stale"].clone()), (false.into(), true.into()));
+    }
+
+    #[test]
+    fn years_rfc3339_cannot_write_are_parse_errors() {
+        for text in [
+            "-0001-01-01T00:00:00",
+            "-0001-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00",
+            "9999-12-31T23:30:00-01:00",
+            "0000-01-01T00:30:00+01:00",
+        ] {
+            let err = parse_timestamp(text).expect_err(text);
+            assert!(err.starts_with("invalid timestamp"), "{text}: {err}");
+        }
+        // The edges themselves render back exactly.
+        for text in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z"] {
+            assert_eq!(rfc3339(parse_timestamp(text).expect(text)), text);
+        }
+        assert_eq!(rfc3339(parse_timestamp("9999-12-31T23:30:00+01:00").expect("in range")), "9999-12-31T22:30:00Z");
     }
 
     #[test]

@@ -33,35 +33,36 @@ pub trait Source: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Why a source could not produce positions.
+///
+/// The message names the failure class and its cause, and is what a client
+/// reads in a 502 body, so it never names the upstream's URL or host, nor
+/// its credentials. Causes from the HTTP client and the TLS library are
+/// therefore kept as text, with the upstream's address scrubbed out, rather
+/// than as `source()` chains: a certificate error names the host it
+/// expected, and a chain would hand that to whoever renders it.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The source did not answer in time.
-    #[error("source timed out after {0:?}")]
+    #[error("upstream timed out after {0:?}")]
     Timeout(std::time::Duration),
-    /// The upstream could not be reached or the exchange broke off.
-    #[error("upstream request to {url} failed: {cause}")]
-    Transport {
-        /// What was requested.
-        url: String,
-        /// Why it failed.
-        cause: String,
-    },
+    /// No connection could be made: the name did not resolve, nothing
+    /// listened, or connecting took too long.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// The connection was made, the TLS handshake failed: the certificate
+    /// did not chain to a trusted authority, did not name the upstream, or
+    /// the peer does not speak TLS.
+    #[error("upstream TLS handshake failed: {0}")]
+    Tls(String),
+    /// The exchange broke off after connecting.
+    #[error("upstream connection failed: {0}")]
+    Transport(String),
     /// The upstream answered with a status that is neither success nor 404.
-    #[error("upstream {url} answered {status}")]
-    Status {
-        /// What was requested.
-        url: String,
-        /// The status it answered with.
-        status: u16,
-    },
+    #[error("upstream answered {0}")]
+    Status(u16),
     /// The upstream's answer could not be read as positions.
-    #[error("upstream {url} sent a body that is not positions: {cause}")]
-    BadBody {
-        /// What was requested.
-        url: String,
-        /// What was wrong with it.
-        cause: String,
-    },
+    #[error("upstream body invalid: {0}")]
+    BadBody(String),
     /// The ledger could not compute the wallet's positions.
     #[error("ledger: {0}")]
     Ledger(String),

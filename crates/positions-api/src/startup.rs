@@ -57,9 +57,18 @@ pub fn service_options(config: &Config) -> ServiceOptions {
 /// # Errors
 ///
 /// A [`StartupError`] naming `POSITIONS_SOURCE` if the ledger cannot be
-/// loaded or the URL is unusable.
+/// loaded or the URL is unusable, or `POSITIONS_SOURCE_CA_FILE` if it is set
+/// for a source that is not `https://`.
 pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
     let error = |reason: String| StartupError { setting: "POSITIONS_SOURCE", reason };
+    if config.source_ca_file.is_some()
+        && !matches!(&config.source, SourceSpec::Http(url) if url.starts_with("https://"))
+    {
+        return Err(StartupError {
+            setting: "POSITIONS_SOURCE_CA_FILE",
+            reason: "only an https:// source uses it".into(),
+        });
+    }
     Ok(match &config.source {
         SourceSpec::Sample => Arc::new(Ledger::sample()),
         SourceSpec::Ledger(dir) => {
@@ -69,7 +78,14 @@ pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
             Arc::new(ledger)
         }
         SourceSpec::Http(url) => {
-            Arc::new(HttpSource::new(url, config.refresh_timeout()).map_err(|e| error(e.to_string()))?)
+            let source = match &config.source_ca_file {
+                Some(ca) => HttpSource::with_ca(url, config.refresh_timeout(), ca),
+                None => HttpSource::new(url, config.refresh_timeout()),
+            }
+            .map_err(|e| error(e.to_string()))?;
+            let ca_file = config.source_ca_file.as_ref().map(|ca| ca.path().display().to_string());
+            tracing::info!(base = source.base(), ca_file, "upstream source configured");
+            Arc::new(source)
         }
     })
 }

@@ -25,7 +25,8 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         ("POSITIONS_BIND", "localhost"),
         ("REFRESH_CONCURRENCY", "-1"),
         ("POSITIONS_SOURCE", "ledger:/nonexistent/ledger"),
-        ("POSITIONS_SOURCE", "https://analytics.example"),
+        ("POSITIONS_SOURCE", "https://analytics.example/?key=1"),
+        ("POSITIONS_SOURCE_CA_FILE", "/nonexistent/ca.pem"),
         ("ADMIN_TOKEN", " "),
     ];
     for (var, value) in cases {
@@ -49,6 +50,7 @@ fn help_documents_every_variable() {
         "POSITION_CACHE_MAX_STALE_SEC",
         "POSITION_CACHE_STALE_IF_ERROR_SEC",
         "POSITIONS_SOURCE",
+        "POSITIONS_SOURCE_CA_FILE",
         "POSITIONS_BIND",
         "REFRESH_CONCURRENCY",
         "REFRESH_TIMEOUT_MS",
@@ -71,6 +73,15 @@ fn help_documents_every_variable() {
 /// Starts the binary on an ephemeral port and returns it with its address,
 /// read from its first log line.
 fn start(extra: &[(&str, &str)]) -> (Child, String) {
+    let (child, addr, log) = start_logged(extra);
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || drop(log.join()));
+    (child, addr)
+}
+
+/// Like [`start`], keeping every log line: the thread returns them once
+/// the binary has exited.
+fn start_logged(extra: &[(&str, &str)]) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
     let mut child = command()
         .env("POSITIONS_BIND", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
@@ -81,16 +92,34 @@ fn start(extra: &[(&str, &str)]) -> (Child, String) {
         .expect("the binary starts");
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let mut log = Vec::new();
     let addr = loop {
         let line = lines.next().expect("a log line before exiting").expect("readable log");
         let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        log.push(line);
         if event["message"] == "listening" {
             break event["addr"].as_str().expect("an address").to_owned();
         }
     };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    let log = std::thread::spawn(move || {
+        log.extend(lines.map_while(Result::ok));
+        log
+    });
+    (child, addr, log)
+}
+
+/// Sends SIGTERM and waits for the exit, at most 15 s.
+fn stop(child: &mut Child) -> std::process::ExitStatus {
+    let terminated = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(terminated.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            return status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "still running 15 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One HTTP/1.1 request over a fresh connection; returns status and body.
@@ -122,15 +151,95 @@ fn serves_the_bundled_sample_and_stops_cleanly_on_sigterm() {
         "the sample wallet has positions: {body}"
     );
 
-    let terminated = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(terminated.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waitable") {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "still running 15 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop(&mut child);
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// A plain HTTP/1.1 upstream on its own threads: wallet `…01` answers 500,
+/// `…02` a body that is not positions, `…03` never answers; anything else
+/// an empty list. It records each request's `Authorization` header.
+fn scripted_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let authorizations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&authorizations);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = std::sync::Arc::clone(&seen);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push(line);
+                }
+                let Some(request_line) = head.first() else { return };
+                if let Some(value) = head.iter().find_map(|h| h.strip_prefix("authorization: ")) {
+                    seen.lock().expect("lock").push(value.trim_end().to_owned());
+                }
+                let (status, body) = if request_line.contains("0000000000000000000000000000000000000001 ") {
+                    ("500 Internal Server Error", "boom".to_owned())
+                } else if request_line.contains("0000000000000000000000000000000000000002 ") {
+                    ("200 OK", r#"{"positions": [{"token": 1}]}"#.to_owned())
+                } else if request_line.contains("0000000000000000000000000000000000000003 ") {
+                    // Hang: hold the connection until the client gives up.
+                    let _ = reader.read_to_end(&mut Vec::new());
+                    return;
+                } else {
+                    ("200 OK", r#"{"positions": []}"#.to_owned())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (addr, authorizations)
+}
+
+#[test]
+fn no_upstream_credential_or_address_reaches_a_client_or_the_log() {
+    let (upstream, authorizations) = scripted_upstream();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").to_string();
+    let wallet = |n: u8| format!("/v4/positions/0x{n:040x}");
+    // (source, wallet, status, the failure class the body names)
+    let cases = [
+        (format!("http://app:hunter2@{upstream}/"), wallet(1), 502, "upstream answered 500"),
+        (format!("http://app:hunter2@{upstream}/"), wallet(2), 502, "upstream body invalid: invalid type"),
+        (format!("http://app:hunter2@{upstream}/"), wallet(3), 504, "did not answer within"),
+        (format!("http://app:hunter2@{closed}/"), wallet(4), 502, "upstream unreachable"),
+        // An https source whose upstream speaks plain HTTP.
+        (format!("https://app:hunter2@{upstream}/"), wallet(5), 502, "upstream TLS handshake failed"),
+    ];
+    for (source, path, status, class) in cases {
+        let (mut child, addr, log) =
+            start_logged(&[("POSITIONS_SOURCE", source.as_str()), ("REFRESH_TIMEOUT_MS", "500")]);
+        let (got, body) = get(&addr, &path);
+        assert_eq!(got, status, "{source} {path}: {body}");
+        assert!(body.contains(class), "{source} {path}: {body}");
+        for secret in ["hunter2", upstream.as_str(), closed.as_str(), "127.0.0.1"] {
+            assert!(!body.contains(secret), "{source} {path}: the body shows {secret}: {body}");
+        }
+        assert!(stop(&mut child).success());
+        let log = log.join().expect("log reader");
+        let started = log.iter().position(|l| l.contains("\"listening\"")).expect("a listening line");
+        assert!(log.iter().any(|l| l.contains("load failed")), "{source} {path}: the failure is logged: {log:#?}");
+        for line in &log {
+            assert!(!line.contains("hunter2"), "{source}: the log shows the password: {line}");
+        }
+        for line in &log[started + 1..] {
+            for address in [upstream.as_str(), closed.as_str()] {
+                assert!(!line.contains(address), "{source}: a request's log line names the upstream: {line}");
+            }
+        }
+    }
+    let authorizations = authorizations.lock().expect("lock");
+    assert!(!authorizations.is_empty(), "the upstream was asked");
+    assert!(authorizations.iter().all(|a| a == "Basic YXBwOmh1bnRlcjI="), "credentials are sent: {authorizations:?}");
 }
