@@ -58,6 +58,8 @@
 //! assert_eq!((stats.hits, stats.stale_hits, stats.misses, stats.evictions), (1, 1, 1, 1));
 //! ```
 
+#![warn(missing_docs)]
+
 mod bounds;
 mod builder;
 mod cache;

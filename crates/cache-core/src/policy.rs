@@ -23,6 +23,7 @@
 //!
 //! [`Cache::get`]: crate::Cache::get
 //! [`Cache::get_fail_safe`]: crate::Cache::get_fail_safe
+//! [`Cache::peek`]: crate::Cache::peek
 
 use std::time::Duration;
 
