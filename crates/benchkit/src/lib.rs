@@ -16,10 +16,15 @@
 //!   each wallet of a list once. It prints one JSON object on stdout.
 //!
 //! The library holds what the binaries share and what can be tested without
-//! a network: the random numbers ([`rng`]), Zipf sampling ([`zipf`]),
-//! latency percentiles ([`latency`]), the upstream's positions
+//! a network: latency percentiles ([`latency`]), the upstream's positions
 //! ([`positions`]), wallet lists ([`wallets`]), the server loop ([`serve`])
 //! and the load driver's modes ([`drive`]).
+//!
+//! Random numbers come from `rand`'s `SmallRng`, seeded, so that a run asks
+//! for the same wallets at the same times and gets the same delays and
+//! positions as the last; Zipf popularity from `rand_distr::Zipf`. The same
+//! generator and sampler as the cache's own benchmarks and tests, so the
+//! workspace has one of each.
 //!
 //! What it is not: a benchmark harness. It measures nothing by itself, keeps
 //! no targets and writes no report; the xtask starts these programs, reads
@@ -29,7 +34,5 @@
 pub mod drive;
 pub mod latency;
 pub mod positions;
-pub mod rng;
 pub mod serve;
 pub mod wallets;
-pub mod zipf;

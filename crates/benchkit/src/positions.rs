@@ -13,11 +13,11 @@
 
 use std::fmt::Write as _;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-use crate::rng::SplitMix64;
 
 const SYMBOLS: [&str; 12] = ["WETH", "USDC", "USDT", "WBTC", "DAI", "LINK", "UNI", "AAVE", "ARB", "OP", "MKR", "LDO"];
 const CONFIDENCE: [&str; 3] = ["high", "medium", "low"];
@@ -34,7 +34,7 @@ const CONFIDENCE: [&str; 3] = ["high", "medium", "low"];
 /// assert_eq!(json["positions"].as_array().unwrap().len(), 10);
 /// ```
 pub fn body(wallet: &str, count: usize, computed_at: Option<OffsetDateTime>) -> String {
-    let mut rng = SplitMix64::new(seed_of(wallet));
+    let mut rng = SmallRng::seed_from_u64(seed_of(wallet));
     let mut out = String::with_capacity(64 + count * 420);
     out.push_str("{\"positions\":[");
     for i in 0..count {
@@ -52,20 +52,20 @@ pub fn body(wallet: &str, count: usize, computed_at: Option<OffsetDateTime>) -> 
 }
 
 /// One position, appended to `out` as a JSON object.
-fn position(rng: &mut SplitMix64, index: usize, out: &mut String) {
-    let token = format!("0x{:016x}{:016x}{:08x}", rng.next_u64(), rng.next_u64(), rng.next_u64() >> 32);
+fn position(rng: &mut SmallRng, index: usize, out: &mut String) {
+    let token = format!("0x{:016x}{:016x}{:08x}", rng.random::<u64>(), rng.random::<u64>(), rng.random::<u32>());
     let symbol = SYMBOLS[index % SYMBOLS.len()];
     // Whole numbers of the smallest units, so every figure is exact.
-    let quantity = Decimal::new(draw(rng, 1, 50_000_000), 4);
-    let avg_cost = Decimal::new(draw(rng, 1, 5_000_000_000), 6);
-    let price = Decimal::new(draw(rng, 1, 5_000_000_000), 6);
-    let realized = Decimal::new(draw(rng, 0, 2_000_000) - 1_000_000, 2);
+    let quantity = Decimal::new(rng.random_range(1..=50_000_000), 4);
+    let avg_cost = Decimal::new(rng.random_range(1..=5_000_000_000), 6);
+    let price = Decimal::new(rng.random_range(1..=5_000_000_000), 6);
+    let realized = Decimal::new(rng.random_range(-1_000_000..=1_000_000), 2);
     let cost_basis = quantity * avg_cost;
     let market_value = quantity * price;
     let unrealized = market_value - cost_basis;
-    let confidence = CONFIDENCE[usize::try_from(rng.next_in(0, 2)).unwrap_or(0)];
-    let minute = rng.next_in(0, 59);
-    let second = rng.next_in(0, 59);
+    let confidence = CONFIDENCE[rng.random_range(0..CONFIDENCE.len())];
+    let minute = rng.random_range(0..60);
+    let second = rng.random_range(0..60);
     let _ = write!(
         out,
         "{{\"token\":\"{token}\",\"symbol\":\"{symbol}\",\"quantity\":\"{quantity}\",\"avg_cost\":\"{avg_cost}\",\
@@ -73,12 +73,6 @@ fn position(rng: &mut SplitMix64, index: usize, out: &mut String) {
          \"unrealized_pnl\":\"{unrealized}\",\"realized_pnl\":\"{realized}\",\"confidence\":\"{confidence}\",\
          \"price_updated_at\":\"2026-11-24T10:{minute:02}:{second:02}Z\"}}"
     );
-}
-
-fn draw(rng: &mut SplitMix64, lo: i64, hi: i64) -> i64 {
-    // Non-negative bounds, so the conversions are exact.
-    let drawn = rng.next_in(lo.unsigned_abs(), hi.unsigned_abs());
-    i64::try_from(drawn).unwrap_or(hi)
 }
 
 /// A seed from the wallet's text (FNV-1a), so each wallet has its own

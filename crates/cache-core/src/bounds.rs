@@ -10,9 +10,13 @@
 //!
 //! An insert *reserves* its entry and weight in the totals before it stores
 //! anything, and evicts exactly what its reservation put over the bound,
-//! all under its shard's lock. So the entries actually stored never exceed
-//! the bounds, even while several inserts run at once on different shards;
-//! at worst concurrent inserts evict a little more than strictly needed.
+//! all under its shard's lock. So the entries stored are within the bounds
+//! whenever no insert is under way, even after several ran at once on
+//! different shards; at worst concurrent inserts evict a little more than
+//! strictly needed. While inserts are under way the totals run over by
+//! their reservations (one entry each, for the moment between reserving and
+//! evicting); [`Cache::stats`](crate::Cache::stats) reads the totals capped
+//! at the bounds, which is what the cache holds once they finish.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -54,6 +58,20 @@ impl Bounds {
     /// The weight bound; unbounded without a weigher.
     pub(crate) fn max_weight(&self) -> u64 {
         self.max_weight.unwrap_or(u64::MAX)
+    }
+
+    /// Entries counted now, reservations of inserts under way included.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Weight counted now, as [`len`](Self::len); the entry count without a
+    /// weigher.
+    pub(crate) fn weight(&self) -> u64 {
+        match self.max_weight {
+            None => self.len() as u64,
+            Some(_) => self.weight.load(Ordering::Acquire),
+        }
     }
 
     /// Counts a new entry of `weight`; returns what it takes the cache over

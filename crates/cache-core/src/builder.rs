@@ -107,7 +107,11 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// The weigher is called again when an entry leaves, so it must give the
     /// same answer for the same entry every time. It runs under a shard's
-    /// lock: keep it cheap.
+    /// lock: keep it cheap. If it panics, the panic reaches the caller of the
+    /// operation that called it, and the cache stays consistent: every entry
+    /// is weighed before anything about it changes, and an insert whose
+    /// evictions a panic cut short is taken back out, so the cache stays
+    /// within its bounds.
     #[must_use]
     pub fn weigher(mut self, max_weight: u64, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
         let weigher: Weigher<K, V> = Arc::new(weigher);

@@ -68,6 +68,8 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     windows: Windows,
     capacity: usize,
     max_weight: Option<u64>,
+    /// The cache-wide entry and weight counts, shared with every shard.
+    bounds: Arc<Bounds>,
     clock: ClockSource,
     observer: Option<Arc<dyn Observer>>,
 }
@@ -143,6 +145,7 @@ where
             windows,
             capacity,
             max_weight,
+            bounds,
             clock: parts.clock,
             observer: parts.observer,
         }
@@ -162,8 +165,12 @@ where
         self.read(key, ReadMode::Get)
     }
 
-    /// Like [`get`](Self::get), but also returns an entry within the
+    /// Returns the entry for `key` if it is within the TTL or the
     /// stale-if-error window: for use once a fresh load has failed.
+    ///
+    /// Its window is its own, not the longer of the two: an entry past
+    /// `ttl + stale_if_error` is not returned even if [`get`](Self::get)
+    /// would still serve it stale (see [`Policy`]). Otherwise like `get`.
     pub fn get_fail_safe<Q>(&self, key: &Q) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
@@ -257,26 +264,28 @@ where
         let now = self.now();
         let hash = self.hasher.hash_one(&key);
         let mut removed = Removed::none();
-        let events = {
+        let mut pending = self.pending();
+        {
             let mut shard = self.shard(hash);
             if shard.holds_newer(hash, &key, fetched_at) {
                 drop(shard);
                 drop((key, value));
                 return false;
             }
-            shard.insert(hash, key, value, fetched_at, now, &mut removed)
-        };
+            shard.insert(hash, key, value, fetched_at, now, &mut removed, &mut pending.events);
+        }
         drop(removed);
-        self.report(&events);
+        drop(pending);
         true
     }
 
     fn insert_nanos(&self, key: K, value: V, fetched_at: u64, now: u64) {
         let hash = self.hasher.hash_one(&key);
         let mut removed = Removed::none();
-        let events = self.shard(hash).insert(hash, key, value, fetched_at, now, &mut removed);
+        let mut pending = self.pending();
+        self.shard(hash).insert(hash, key, value, fetched_at, now, &mut removed, &mut pending.events);
         drop(removed);
-        self.report(&events);
+        drop(pending);
     }
 
     /// Drops `key`; returns whether it was there. Counts an invalidation.
@@ -299,6 +308,9 @@ where
     /// many went. O(n): visits every entry, one shard at a time.
     ///
     /// The predicate runs under a shard's lock: it must not use this cache.
+    /// If it panics, the panic reaches the caller; the entries dropped until
+    /// then stay dropped and counted, and the cache stays within its bounds
+    /// and usable.
     ///
     /// # Examples
     ///
@@ -314,12 +326,15 @@ where
     /// assert_eq!(cache.len(), 5);
     /// ```
     pub fn invalidate_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> usize {
-        let gone: usize = self
+        let mut pending = self.pending();
+        let gone = self
             .shards
             .iter()
-            .map(|shard| lock(shard).remove_where(Event::Invalidation, |k, slot| predicate(k, &slot.value)))
+            .map(|shard| {
+                lock(shard).remove_where(Event::Invalidation, &mut pending.events, |k, slot| predicate(k, &slot.value))
+            })
             .sum();
-        self.report_one(Event::Invalidation, gone as u64);
+        drop(pending);
         gone
     }
 
@@ -372,21 +387,25 @@ where
     pub fn purge_expired(&self) -> usize {
         let now = self.now();
         let retain = self.windows.retain;
-        let gone: usize = self
+        let mut pending = self.pending();
+        let gone = self
             .shards
             .iter()
             .map(|shard| {
-                lock(shard).remove_where(Event::Expiration, |_, slot| now.saturating_sub(slot.fetched_at) > retain)
+                lock(shard).remove_where(Event::Expiration, &mut pending.events, |_, slot| {
+                    now.saturating_sub(slot.fetched_at) > retain
+                })
             })
             .sum();
-        self.report_one(Event::Expiration, gone as u64);
+        drop(pending);
         gone
     }
 
-    /// Calls `f` with every entry that [`get_fail_safe`](Self::get_fail_safe)
-    /// would serve, one shard at a time, least recently used first within a
-    /// shard. Touches neither recency nor counters. `f` runs under a shard's
-    /// lock: keep it short and do not use this cache from it.
+    /// Calls `f` with every entry not yet dead (within
+    /// [`Policy::retention`], the longer of the two stale windows past the
+    /// TTL), one shard at a time, least recently used first within a shard.
+    /// Touches neither recency nor counters. `f` runs under a shard's lock:
+    /// keep it short and do not use this cache from it.
     ///
     /// # Examples
     ///
@@ -417,9 +436,9 @@ where
     }
 
     /// How many entries the cache holds, dead ones not yet dropped included.
-    /// O(shards): see [`stats`](Self::stats).
+    /// O(1), and never above the capacity: see [`stats`](Self::stats).
     pub fn len(&self) -> usize {
-        self.stats().len
+        self.bounds.len().min(self.capacity)
     }
 
     /// Whether the cache holds no entry.
@@ -428,27 +447,38 @@ where
     }
 
     /// The total weight held: the sum of the weigher over every entry, or
-    /// the entry count without a weigher.
+    /// the entry count without a weigher. O(1), and never above the weight
+    /// bound: see [`stats`](Self::stats).
     pub fn weight(&self) -> u64 {
-        self.stats().weight
+        match self.max_weight {
+            None => self.len() as u64,
+            Some(max) => self.bounds.weight().min(max),
+        }
     }
 
-    /// Counters and sizes, summed over the shards.
+    /// Counters and sizes.
     ///
-    /// Every shard is locked at once (in order, so this cannot deadlock with
-    /// anything, which never holds two), so the sizes are one instant's:
-    /// entries move between shards' counts as one shard evicts and another
-    /// grows, and a sum read shard by shard could count an entry twice.
+    /// The sizes (`len`, `weight`) are one instant's: they are read from the
+    /// cache-wide counts that the bounds are kept with, never from the
+    /// shards. An insert counts its entry before it evicts what that entry
+    /// displaces, so while inserts are under way those counts can run over
+    /// the bounds for a moment; the sizes are reported capped at the bounds,
+    /// which is what the cache holds once those inserts finish. When no
+    /// operation is under way they are exact.
+    ///
+    /// The event counters are summed shard by shard, each shard locked only
+    /// while its counters are copied, so a call never holds more than one
+    /// shard and never makes other threads wait for more than that copy.
+    /// Under concurrent use they are therefore not one instant's: an event
+    /// on a shard already read is left for the next call. Each counter only
+    /// grows, and every event is counted exactly once across calls.
     pub fn stats(&self) -> CacheStats {
-        let guards: Vec<_> = self.shards.iter().map(|s| lock(s)).collect();
         let mut tally = Tally::default();
-        let mut stats = CacheStats::default();
-        for shard in &guards {
-            tally += &shard.tally;
-            stats.len += shard.len();
-            stats.weight += shard.weight();
+        for shard in &*self.shards {
+            let shard_tally = lock(shard).tally;
+            tally += &shard_tally;
         }
-        drop(guards);
+        let mut stats = CacheStats { len: self.len(), weight: self.weight(), ..CacheStats::default() };
         tally.add_to(&mut stats);
         stats
     }
@@ -487,10 +517,9 @@ where
         lock(&self.shards[index])
     }
 
-    fn report(&self, tally: &Tally) {
-        if let Some(observer) = &self.observer {
-            tally.report(observer.as_ref());
-        }
+    /// Collects one operation's events for the observer.
+    fn pending(&self) -> Pending<'_> {
+        Pending { observer: self.observer.as_deref(), events: Tally::default() }
     }
 
     fn report_one(&self, event: Event, count: u64) {
@@ -509,9 +538,29 @@ pub(crate) struct CacheParts<K, V, S> {
     pub(crate) weigher: Option<crate::shard::Weigher<K, V>>,
 }
 
+/// Events of one operation, told to the observer when this is dropped:
+/// after the shard's lock is released (declare it before taking the lock),
+/// and also when a caller's predicate or weigher panicked partway through,
+/// so that the observer hears what happened before the panic, as the
+/// shards' counters have it.
+struct Pending<'a> {
+    observer: Option<&'a dyn Observer>,
+    events: Tally,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(observer) = self.observer {
+            self.events.report(observer);
+        }
+    }
+}
+
 /// Locks a shard. A panic in a caller's predicate or weigher unwinds
-/// through the guard and unlocks; hashlink never leaves a half-moved node,
-/// so the shard stays consistent and the cache usable.
+/// through the guard and unlocks without poisoning; the shard keeps its
+/// books in step with its map wherever caller code runs (see the `shard`
+/// module), and hashlink never leaves a half-moved node, so the shard stays
+/// consistent and the cache usable.
 #[inline]
 fn lock<T>(shard: &ShardLock<T>) -> ShardGuard<'_, T> {
     shard.lock()

@@ -10,8 +10,13 @@
 //! - **stale-while-revalidate**: still returned by [`Cache::get`], marked
 //!   [`Freshness::Stale`], so the caller can serve it at once and refresh it
 //!   in the background;
-//! - **stale-if-error**: returned only by [`Cache::get_fail_safe`], for when
-//!   a fresh load has failed and old data beats an error.
+//! - **stale-if-error**: how long past the TTL [`Cache::get_fail_safe`]
+//!   returns an entry, for when a fresh load has failed and old data beats
+//!   an error.
+//!
+//! Each read keeps to its own window (a stale-if-error of zero means a
+//! failed load gets nothing stale, however long stale-while-revalidate is),
+//! and an entry is stale exactly when its age is past the TTL.
 //!
 //! `fetched_at` is wall-clock time, so an entry keeps its true age when it
 //! travels through a shared tier to another process. Time comes from a
@@ -52,6 +57,8 @@
 //! let stats = cache.stats();
 //! assert_eq!((stats.hits, stats.stale_hits, stats.misses, stats.evictions), (1, 1, 1, 1));
 //! ```
+
+#![warn(missing_docs)]
 
 mod bounds;
 mod builder;

@@ -1,19 +1,29 @@
 //! The freshness policy: how an entry's age decides what a read gets.
 //!
-//! Three windows, each measured from the entry's `fetched_at`:
+//! Three windows, each measured from the entry's `fetched_at`. Each read
+//! serves up to the end of its own window, and no further:
 //!
-//! | age of the entry                              | [`Cache::get`]                 | [`Cache::get_fail_safe`] |
-//! | --------------------------------------------- | ------------------------------ | ------------------------ |
-//! | up to `ttl`                                   | the value, [`Freshness::Fresh`] | the same                |
-//! | up to `ttl + stale_while_revalidate`          | the value, [`Freshness::Stale`] | the same                |
-//! | up to `ttl + stale_if_error`                  | nothing: a miss                | the value, [`Freshness::Stale`] |
-//! | older than every window ([`Policy::retention`]) | nothing; the entry is dropped | nothing                  |
+//! | age of the entry                                   | [`Cache::get`], [`Cache::peek`]  | [`Cache::get_fail_safe`]         |
+//! | -------------------------------------------------- | -------------------------------- | -------------------------------- |
+//! | up to `ttl`                                        | the value, [`Freshness::Fresh`]  | the value, [`Freshness::Fresh`]  |
+//! | past `ttl`, up to `ttl + stale_while_revalidate`   | the value, [`Freshness::Stale`]  | see the next row                 |
+//! | past `ttl`, up to `ttl + stale_if_error`           | see the row above                | the value, [`Freshness::Stale`]  |
+//! | past the read's own window                         | nothing: a miss                  | nothing: a miss                  |
+//! | past both windows ([`Policy::retention`])          | nothing; the entry is dropped    | nothing; the entry is dropped    |
+//!
+//! So with `stale_if_error` shorter than `stale_while_revalidate` (zero,
+//! say), [`Cache::get_fail_safe`] returns nothing that [`Cache::get`] would
+//! only serve stale: it is asked once a load has failed, and a stale-if-error
+//! window of zero means an error is wanted then, not old data. An entry is
+//! kept until the longer of the two windows ends. An entry is stale, on every
+//! read, exactly when its age is past `ttl`.
 //!
 //! The caller decides what "stale" triggers (the positions service starts one
 //! background refresh); the cache only reports it.
 //!
 //! [`Cache::get`]: crate::Cache::get
 //! [`Cache::get_fail_safe`]: crate::Cache::get_fail_safe
+//! [`Cache::peek`]: crate::Cache::peek
 
 use std::time::Duration;
 
@@ -61,7 +71,11 @@ impl Policy {
 
     /// Sets how long past the TTL
     /// [`Cache::get_fail_safe`](crate::Cache::get_fail_safe) still returns an
-    /// entry, for use when a fresh load has failed.
+    /// entry, for use when a fresh load has failed. It bounds that read alone:
+    /// with a window shorter than
+    /// [`stale_while_revalidate`](Self::stale_while_revalidate), zero
+    /// included, `get_fail_safe` returns nothing older than `ttl` plus this
+    /// window even while `get` would still serve it stale.
     #[must_use]
     pub const fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = window;
@@ -132,12 +146,15 @@ impl Freshness {
 /// comparisons.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Windows {
-    /// End of the fresh window.
+    /// End of the fresh window: `ttl`.
     pub(crate) fresh: u64,
-    /// End of the window in which `get` serves stale data.
+    /// End of the window in which `get` serves stale data:
+    /// `ttl + stale_while_revalidate`.
     pub(crate) serve_stale: u64,
-    /// End of every window: `get_fail_safe` serves an entry up to here, and
-    /// past it the entry is dead and may be dropped.
+    /// End of the window in which `get_fail_safe` serves stale data:
+    /// `ttl + stale_if_error`.
+    pub(crate) fail_safe: u64,
+    /// End of every window: past it an entry is dead and may be dropped.
     pub(crate) retain: u64,
 }
 
@@ -159,7 +176,7 @@ impl From<&Policy> for Windows {
         let fresh = duration_nanos(p.ttl);
         let serve_stale = fresh.saturating_add(duration_nanos(p.stale_while_revalidate));
         let fail_safe = fresh.saturating_add(duration_nanos(p.stale_if_error));
-        Self { fresh, serve_stale, retain: serve_stale.max(fail_safe) }
+        Self { fresh, serve_stale, fail_safe, retain: serve_stale.max(fail_safe) }
     }
 }
 
@@ -179,8 +196,24 @@ mod tests {
         assert_eq!(w.classify(10 * s + 1), Freshness::Stale);
         assert_eq!(w.classify(15 * s), Freshness::Stale);
         assert_eq!(w.classify(15 * s + 1), Freshness::Expired);
+        assert_eq!(w.fail_safe, 30 * s);
         assert_eq!(w.retain, 30 * s);
         assert_eq!(p.retention(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_fail_safe_window_is_the_ttl_plus_stale_if_error_alone() {
+        // Stale-while-revalidate longer than stale-if-error: the fail-safe
+        // read must not borrow the longer window.
+        let s = 1_000_000_000;
+        let p = Policy::new(Duration::from_secs(10)).stale_while_revalidate(Duration::from_secs(60));
+        let w = Windows::from(&p);
+        assert_eq!((w.fresh, w.serve_stale, w.fail_safe, w.retain), (10 * s, 70 * s, 10 * s, 70 * s));
+        assert_eq!(p.retention(), Duration::from_secs(70));
+
+        let p = p.stale_if_error(Duration::from_secs(5));
+        let w = Windows::from(&p);
+        assert_eq!((w.serve_stale, w.fail_safe, w.retain), (70 * s, 15 * s, 70 * s));
     }
 
     #[test]
@@ -188,6 +221,7 @@ mod tests {
         let p = Policy::never_stale().stale_while_revalidate(Duration::MAX);
         let w = Windows::from(&p);
         assert_eq!(w.retain, u64::MAX);
+        assert_eq!(w.fail_safe, u64::MAX);
         assert_eq!(w.classify(u64::MAX), Freshness::Fresh);
         assert_eq!(p.retention(), Duration::MAX);
     }

@@ -2,10 +2,21 @@
 //!
 //! The shard owns the bookkeeping that must change together with the map:
 //! its weight and the event counts, and its part in the cache-wide
-//! [`Bounds`] (every entry that enters or leaves is counted there too). Everything here runs under the
-//! shard's lock and does no allocation of its own beyond the map's, so the
-//! critical sections stay a few pointer updates long. Values that leave the
-//! shard are handed back to the caller to drop after the lock is released.
+//! [`Bounds`] (every entry that enters or leaves is counted there too).
+//! Everything here runs under the shard's lock and does no allocation of
+//! its own beyond the map's, so the critical sections stay a few pointer
+//! updates long. Values that leave the shard are handed back to the caller
+//! to drop after the lock is released.
+//!
+//! The caller's code (a weigher, an `invalidate_if` predicate, a glob) runs
+//! under that lock and may panic, and the lock does not poison: the shard
+//! must be as consistent after an unwind as after a return. So every call
+//! into caller code happens at a point where the books match the map: an
+//! entry is weighed *before* it is taken out or replaced, and the
+//! bookkeeping for a change is done in the same step as the change, with no
+//! caller code in between. A weigher that panics while an insert is
+//! evicting for room leaves the new entry stored over the bounds; a guard
+//! ([`UndoInsert`]) then takes it out again.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -43,7 +54,7 @@ pub(crate) struct Shard<K, V, S> {
 pub(crate) enum ReadMode {
     /// Serves within the stale-while-revalidate window; counts; touches.
     Get,
-    /// Serves anything not yet dead; counts; touches.
+    /// Serves within the stale-if-error window; counts; touches.
     FailSafe,
     /// Serves within the stale-while-revalidate window; silent; no touch.
     Peek,
@@ -99,18 +110,18 @@ where
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub(crate) fn weight(&self) -> u64 {
-        self.weight
-    }
-
-    /// The weight of one entry: 1 without a weigher.
+    /// Counts `n` of `event` in the shard's tally and the operation's.
     #[inline]
-    fn weigh(&self, key: &K, value: &V) -> u64 {
-        self.weigher.as_ref().map_or(1, |w| w(key, value))
+    fn count(&mut self, events: &mut Tally, event: Event, n: u64) {
+        self.tally.add(event, n);
+        events.add(event, n);
+    }
+
+    /// Books an entry of `weight` as gone from the shard and the cache.
+    #[inline]
+    fn forget(&mut self, weight: u64) {
+        self.weight = self.weight.saturating_sub(weight);
+        self.bounds.release(1, weight);
     }
 
     /// Looks `key` up as of `now` (nanoseconds since the epoch).
@@ -127,7 +138,7 @@ where
     {
         let limit = match mode {
             ReadMode::Get | ReadMode::Peek => self.windows.serve_stale,
-            ReadMode::FailSafe => self.windows.retain,
+            ReadMode::FailSafe => self.windows.fail_safe,
         };
         let mut expired = None;
         let (found, event) = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
@@ -142,10 +153,10 @@ where
                     }
                     (Some(found), event)
                 } else if age > self.windows.retain && mode != ReadMode::Peek {
+                    // Weighed while still in place: see the module's docs.
+                    let weight = weigh(self.weigher.as_ref(), occupied.key(), &slot.value);
                     let (k, slot) = occupied.remove_entry();
-                    let weight = self.weigh(&k, &slot.value);
-                    self.weight = self.weight.saturating_sub(weight);
-                    self.bounds.release(1, weight);
+                    self.forget(weight);
                     self.tally.add(Event::Expiration, 1);
                     expired = Some((k, slot.value));
                     (None, Event::Miss)
@@ -172,8 +183,10 @@ where
     /// recently used end whatever the insert took the cache over its
     /// [`Bounds`] by (possibly the new entry itself, if this shard holds too
     /// little else). `now` tells evicted entries that were already dead
-    /// (counted as expirations) from live ones. Returns the events the insert
-    /// caused.
+    /// (counted as expirations) from live ones. The events the insert caused
+    /// are added to `events` as they happen, so that a panicking weigher
+    /// leaves them counted too.
+    #[expect(clippy::too_many_arguments, reason = "the hot path; a struct of arguments would only be unpacked again")]
     pub(crate) fn insert(
         &mut self,
         hash: u64,
@@ -182,31 +195,29 @@ where
         fetched_at: u64,
         now: u64,
         removed: &mut Removed<K, V>,
-    ) -> Tally {
-        let mut events = Tally::default();
-        let weight = self.weigh(&key, &value);
+        events: &mut Tally,
+    ) {
+        let weight = weigh(self.weigher.as_ref(), &key, &value);
         if weight > self.bounds.max_weight() {
             // It could never fit: storing it would flush the cache and then
             // evict it anyway. Drop it, and any older value it replaces, since
             // serving that older value would be wrong.
-            if let Some((k, old)) = self.map.remove_entry(&key) {
-                let old_weight = self.weigh(&k, &old.value);
-                self.weight = self.weight.saturating_sub(old_weight);
-                self.bounds.release(1, old_weight);
+            if let RawEntryMut::Occupied(occupied) = self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
+                let old_weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
+                let (k, old) = occupied.remove_entry();
+                self.forget(old_weight);
                 removed.push(k, old.value);
             }
             removed.push(key, value);
-            events.add(Event::Eviction, 1);
-            self.tally += &events;
-            return events;
+            self.count(events, Event::Eviction, 1);
+            return;
         }
-        events.add(Event::Insertion, 1);
         let slot = Slot { value, fetched_at };
-        let mut excess = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
+        let excess = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
             RawEntryMut::Occupied(mut occupied) => {
+                let old_weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
                 let old = std::mem::replace(occupied.get_mut(), slot);
                 occupied.to_back();
-                let old_weight = self.weigh(&key, &old.value);
                 removed.push(key, old.value);
                 self.weight = self.weight.saturating_sub(old_weight).saturating_add(weight);
                 if weight >= old_weight {
@@ -223,20 +234,37 @@ where
                 excess
             }
         };
+        self.count(events, Event::Insertion, 1);
+        if !excess.is_none() {
+            let mut undo = UndoInsert { shard: self, hash, weight, events, finished: false };
+            undo.shard.evict(excess, now, removed, undo.events);
+            undo.finished = true;
+        }
+    }
+
+    /// Evicts from the least recently used end until `excess` is made up or
+    /// the shard is empty.
+    #[inline]
+    fn evict(&mut self, mut excess: Excess, now: u64, removed: &mut Removed<K, V>, events: &mut Tally) {
         while !excess.is_none() {
+            // Weighed while still in place, so that a weigher that panics
+            // leaves the entry stored and counted.
+            let old_weight = match &self.weigher {
+                None => 1,
+                Some(weigher) => match self.map.iter().next() {
+                    Some((k, old)) => weigher(k, &old.value),
+                    None => break,
+                },
+            };
             let Some((k, old)) = self.map.remove_lru() else {
                 break;
             };
+            self.forget(old_weight);
             let dead = now.saturating_sub(old.fetched_at) > self.windows.retain;
-            events.add(if dead { Event::Expiration } else { Event::Eviction }, 1);
-            let old_weight = self.weigh(&k, &old.value);
-            self.weight = self.weight.saturating_sub(old_weight);
-            self.bounds.release(1, old_weight);
+            self.count(events, if dead { Event::Expiration } else { Event::Eviction }, 1);
             excess = excess.after_evicting(old_weight);
             removed.push(k, old.value);
         }
-        self.tally += &events;
-        events
     }
 
     /// Removes `key`, counting an invalidation if it was there.
@@ -247,10 +275,9 @@ where
     {
         match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
             RawEntryMut::Occupied(occupied) => {
+                let weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
                 let (k, slot) = occupied.remove_entry();
-                let weight = self.weigh(&k, &slot.value);
-                self.weight = self.weight.saturating_sub(weight);
-                self.bounds.release(1, weight);
+                self.forget(weight);
                 self.tally.add(Event::Invalidation, 1);
                 Some((k, slot.value))
             }
@@ -259,22 +286,32 @@ where
     }
 
     /// Drops every entry for which `drop_it` says so, counting each as
-    /// `event`; returns how many went.
-    pub(crate) fn remove_where(&mut self, event: Event, mut drop_it: impl FnMut(&K, &Slot<V>) -> bool) -> usize {
-        let before = self.map.len();
-        let mut weight = self.weight;
-        let weigher = self.weigher.as_ref();
-        self.map.retain(|k, slot| {
-            let go = drop_it(k, slot);
-            if go {
-                weight = weight.saturating_sub(weigher.map_or(1, |w| w(k, &slot.value)));
+    /// `event` in the shard's tally and in `events`; returns how many went.
+    ///
+    /// The map drops an entry as soon as the closure given to `retain` says
+    /// so, before it calls the closure for the next; each is booked in that
+    /// same step, so if `drop_it` (or the weigher) panics partway, every
+    /// entry gone so far is counted and every entry left is still booked.
+    pub(crate) fn remove_where(
+        &mut self,
+        event: Event,
+        events: &mut Tally,
+        mut drop_it: impl FnMut(&K, &Slot<V>) -> bool,
+    ) -> usize {
+        let Self { map, weight, bounds, weigher, tally, .. } = self;
+        let mut gone = 0;
+        map.retain(|k, slot| {
+            if !drop_it(k, slot) {
+                return true;
             }
-            !go
+            let w = weigh(weigher.as_ref(), k, &slot.value);
+            *weight = weight.saturating_sub(w);
+            bounds.release(1, w);
+            tally.add(event, 1);
+            events.add(event, 1);
+            gone += 1;
+            false
         });
-        let gone = before - self.map.len();
-        self.bounds.release(gone, self.weight - weight);
-        self.weight = weight;
-        self.tally.add(event, gone as u64);
         gone
     }
 
@@ -282,6 +319,55 @@ where
     pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &Slot<V>)) {
         for (k, slot) in &self.map {
             f(k, slot);
+        }
+    }
+}
+
+/// The weight of one entry: 1 without a weigher.
+#[inline]
+fn weigh<K, V>(weigher: Option<&Weigher<K, V>>, key: &K, value: &V) -> u64 {
+    weigher.map_or(1, |w| w(key, value))
+}
+
+/// Takes an insert's new entry out again if the evictions it needed did not
+/// finish, which only a panicking weigher can cause: without this, the cache
+/// would hold more than its bounds until the next insert made up for it.
+///
+/// The new entry is the shard's most recently used (evictions take from the
+/// other end), unless the evictions took it too, which leaves the shard
+/// empty. It is found by address: the key has moved into the map.
+struct UndoInsert<'a, K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    shard: &'a mut Shard<K, V, S>,
+    hash: u64,
+    weight: u64,
+    events: &'a mut Tally,
+    finished: bool,
+}
+
+impl<K, V, S> Drop for UndoInsert<'_, K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let shard = &mut *self.shard;
+        let Some((newest, _)) = shard.map.iter().next_back() else {
+            return;
+        };
+        let newest: *const K = newest;
+        if let RawEntryMut::Occupied(occupied) =
+            shard.map.raw_entry_mut().from_hash(self.hash, |k| std::ptr::eq(k, newest))
+        {
+            drop(occupied.remove_entry());
+            shard.forget(self.weight);
+            shard.count(self.events, Event::Eviction, 1);
         }
     }
 }

@@ -41,7 +41,9 @@ impl Event {
 /// Called after the shard lock is released, from whichever thread caused the
 /// event; `count` is how many of that event one operation caused (an insert
 /// can evict several entries). Implementations should be quick and must not
-/// call back into the same cache.
+/// call back into the same cache. Nor should they panic: an operation whose
+/// predicate or weigher panicked still reports what it did while the panic
+/// unwinds, and a second panic then aborts the process.
 ///
 /// # Examples
 ///

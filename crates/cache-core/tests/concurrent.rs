@@ -164,3 +164,111 @@ fn concurrent_writers_lose_nothing() {
     assert_eq!(stats.evictions, 0);
     assert_eq!(stats.len as u64, THREADS * keys_per_thread);
 }
+
+/// Hashes a `u64` key `k` so that it lands in shard `k % shards`.
+#[derive(Debug, Clone, Copy, Default)]
+struct ShardByKey;
+
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl std::hash::BuildHasher for ShardByKey {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher::default()
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // The cache picks the shard from the upper half.
+        self.0 = (n << 32) | n;
+    }
+}
+
+/// The scheduler state of this process's thread named `name`, from `/proc`.
+#[cfg(target_os = "linux")]
+fn thread_state(name: &str) -> Option<char> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        if std::fs::read_to_string(dir.join("comm")).ok()?.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        return stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stats_waiting_on_a_busy_shard_holds_no_other() {
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    const STATS_THREAD: &str = "stats-caller";
+    let cache: Arc<Cache<u64, u64, ShardByKey>> =
+        Arc::new(Cache::builder(64).hasher(ShardByKey).shards(4).policy(Policy::never_stale()).build());
+    for k in 0..4 {
+        cache.insert(k, k);
+    }
+
+    // A predicate that stops in the last shard and waits there, holding it.
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let busy = {
+        let cache = Arc::clone(&cache);
+        thread::spawn(move || {
+            cache.invalidate_if(|k, _| {
+                if *k == 3 {
+                    entered_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("released");
+                }
+                false
+            })
+        })
+    };
+    entered_rx.recv_timeout(Duration::from_secs(10)).expect("the predicate reached shard 3");
+
+    // Stats must wait for shard 3; wait until it is asleep doing so.
+    let stats = {
+        let cache = Arc::clone(&cache);
+        thread::Builder::new().name(STATS_THREAD.to_owned()).spawn(move || cache.stats()).expect("spawns")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut asleep_in_a_row = 0;
+    while asleep_in_a_row < 20 {
+        assert!(Instant::now() < deadline, "stats never blocked on the busy shard");
+        asleep_in_a_row = if thread_state(STATS_THREAD) == Some('S') { asleep_in_a_row + 1 } else { 0 };
+        thread::sleep(Duration::from_millis(5));
+    }
+
+    // Meanwhile every other shard answers.
+    let (done_tx, done_rx) = mpsc::channel();
+    let other = {
+        let cache = Arc::clone(&cache);
+        thread::spawn(move || {
+            for k in 0..3 {
+                assert_eq!(cache.get(&k).map(cache_core::Entry::into_value), Some(k));
+                cache.insert(k + 4, k);
+            }
+            done_tx.send(()).expect("test alive");
+        })
+    };
+    let answered = done_rx.recv_timeout(Duration::from_secs(10));
+    release_tx.send(()).expect("predicate waiting");
+    busy.join().expect("invalidate_if finished");
+    let stats = stats.join().expect("stats finished");
+    other.join().expect("reads finished");
+    answered.expect("shards 0 to 2 answered while stats waited on shard 3");
+    assert_eq!(stats.hits, 0, "read before the other thread's hits");
+    assert_eq!(cache.stats().hits, 3);
+}

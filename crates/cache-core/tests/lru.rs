@@ -81,6 +81,58 @@ fn entries_expire_after_the_stale_windows() {
 }
 
 #[test]
+fn the_fail_safe_window_is_its_own_not_the_longer_one() {
+    // Stale-while-revalidate 60 s, stale-if-error 0: a failed load must get
+    // nothing older than the TTL, though a plain read still serves it stale.
+    let clock = ManualClock::starting_now();
+    let policy = Policy::new(TTL).stale_while_revalidate(Duration::from_secs(60));
+    let cache: Cache<String, u32> = Cache::builder(10).shards(1).policy(policy).clock(clock.clone()).build();
+    cache.insert(key(1), 1);
+    clock.advance(TTL);
+    assert!(cache.get_fail_safe("wallet:1").is_some_and(|e| !e.is_stale()), "fresh is always served");
+    clock.advance(Duration::from_secs(1));
+    assert!(cache.get("wallet:1").is_some_and(|e| e.is_stale()));
+    assert!(cache.get_fail_safe("wallet:1").is_none(), "past ttl + stale_if_error (0)");
+    assert!(cache.get("wallet:1").is_some(), "and still kept for the longer window");
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.stale_hits, stats.misses, stats.expirations), (1, 2, 1, 0));
+
+    // Stale-if-error 30 s, shorter than stale-while-revalidate's 60 s.
+    let policy = policy.stale_if_error(Duration::from_secs(30));
+    let cache: Cache<String, u32> = Cache::builder(10).shards(1).policy(policy).clock(clock.clone()).build();
+    cache.insert(key(1), 1);
+    clock.advance(TTL + Duration::from_secs(30));
+    assert!(cache.get_fail_safe("wallet:1").is_some_and(|e| e.is_stale()), "the last moment of stale-if-error");
+    clock.advance(Duration::from_secs(1));
+    assert!(cache.get_fail_safe("wallet:1").is_none());
+    assert!(cache.get("wallet:1").is_some_and(|e| e.is_stale()));
+    clock.advance(Duration::from_secs(29));
+    assert!(cache.get("wallet:1").is_some(), "the last moment of stale-while-revalidate");
+    clock.advance(Duration::from_secs(1));
+    assert!(cache.get("wallet:1").is_none());
+    assert_eq!(cache.len(), 0, "dead past the longer window, and dropped");
+}
+
+#[test]
+fn stale_means_exactly_older_than_the_ttl_on_every_read() {
+    let (cache, clock) = cache(10);
+    cache.insert(key(1), 1);
+    for (advance, stale) in
+        [(TTL, false), (Duration::from_nanos(1), true), (SWR.saturating_sub(Duration::from_nanos(1)), true)]
+    {
+        clock.advance(advance);
+        let age = cache.peek("wallet:1").expect("within stale-while-revalidate").age();
+        assert_eq!(age > TTL, stale);
+        assert_eq!(cache.get("wallet:1").map(|e| e.is_stale()), Some(stale), "get at {age:?}");
+        assert_eq!(cache.peek("wallet:1").map(|e| e.is_stale()), Some(stale), "peek at {age:?}");
+        assert_eq!(cache.get_fail_safe("wallet:1").map(|e| e.is_stale()), Some(stale), "get_fail_safe at {age:?}");
+        let mut seen = None;
+        cache.for_each(|_, e| seen = Some(e.is_stale()));
+        assert_eq!(seen, Some(stale), "for_each at {age:?}");
+    }
+}
+
+#[test]
 fn eviction_takes_the_least_recently_used_first() {
     let (cache, _) = cache(3);
     for i in 1..=3 {

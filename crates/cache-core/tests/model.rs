@@ -4,7 +4,9 @@
 //! The model is deliberately naive (a vector in recency order, linear
 //! searches) so that it is obviously right; the cache must agree with it on
 //! every returned value, freshness and age, on its length, and on every
-//! counter.
+//! counter. It runs under stale windows of both orders (stale-if-error
+//! longer than stale-while-revalidate, and shorter, down to zero), since each
+//! read has a window of its own.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,10 +15,6 @@ use proptest::prelude::*;
 
 const CAPACITY: usize = 4;
 const TTL: u64 = 10;
-const SWR: u64 = 5;
-const SIE: u64 = 20;
-const SERVE_STALE: u64 = TTL + SWR;
-const RETAIN: u64 = TTL + SIE;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -56,6 +54,10 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Default)]
 struct Model {
     now: u64,
+    /// `get` serves up to this age: the TTL plus stale-while-revalidate.
+    serve_stale: u64,
+    /// `get_fail_safe` serves up to this age: the TTL plus stale-if-error.
+    fail_safe: u64,
     entries: Vec<(u8, u32, u64)>,
     stats: CacheStats,
 }
@@ -64,6 +66,11 @@ struct Model {
 type Read = Option<(u32, Freshness, u64)>;
 
 impl Model {
+    /// Past this age an entry is dead: the longer window's end.
+    fn retain(&self) -> u64 {
+        self.serve_stale.max(self.fail_safe)
+    }
+
     fn position(&self, k: u8) -> Option<usize> {
         self.entries.iter().position(|e| e.0 == k)
     }
@@ -80,7 +87,7 @@ impl Model {
         self.entries.push((k, v, fetched_at));
         while self.entries.len() > CAPACITY {
             let (_, _, fetched) = self.entries.remove(0);
-            if self.age(fetched) > RETAIN {
+            if self.age(fetched) > self.retain() {
                 self.stats.expirations += 1;
             } else {
                 self.stats.evictions += 1;
@@ -110,7 +117,7 @@ impl Model {
         }
         if counted {
             self.stats.misses += 1;
-            if age > RETAIN {
+            if age > self.retain() {
                 self.entries.remove(i);
                 self.stats.expirations += 1;
             }
@@ -137,14 +144,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn one_shard_cache_matches_the_model(ops in prop::collection::vec(op(), 1..120)) {
+    fn one_shard_cache_matches_the_model(
+        (swr, sie) in prop_oneof![Just((5_u64, 20_u64)), Just((20, 5)), Just((20, 0))],
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
         let start = 1_000_000;
         let clock = ManualClock::new(secs(start));
         let policy = Policy::new(Duration::from_secs(TTL))
-            .stale_while_revalidate(Duration::from_secs(SWR))
-            .stale_if_error(Duration::from_secs(SIE));
+            .stale_while_revalidate(Duration::from_secs(swr))
+            .stale_if_error(Duration::from_secs(sie));
         let cache: Cache<u8, u32> = Cache::builder(CAPACITY).shards(1).policy(policy).clock(clock.clone()).build();
-        let mut model = Model { now: start, ..Model::default() };
+        let mut model = Model { now: start, serve_stale: TTL + swr, fail_safe: TTL + sie, ..Model::default() };
+        let (serve_stale, fail_safe, retain) = (model.serve_stale, model.fail_safe, model.retain());
 
         for op in ops {
             match op {
@@ -165,11 +176,11 @@ proptest! {
                         model.insert(k, v, fetched_at);
                     }
                 }
-                Op::Get(k) => prop_assert_eq!(read(cache.get(&k)), model.read(k, SERVE_STALE, true), "get({})", k),
+                Op::Get(k) => prop_assert_eq!(read(cache.get(&k)), model.read(k, serve_stale, true), "get({})", k),
                 Op::GetFailSafe(k) => {
-                    prop_assert_eq!(read(cache.get_fail_safe(&k)), model.read(k, RETAIN, true), "get_fail_safe({})", k);
+                    prop_assert_eq!(read(cache.get_fail_safe(&k)), model.read(k, fail_safe, true), "get_fail_safe({})", k);
                 }
-                Op::Peek(k) => prop_assert_eq!(read(cache.peek(&k)), model.read(k, SERVE_STALE, false), "peek({})", k),
+                Op::Peek(k) => prop_assert_eq!(read(cache.peek(&k)), model.read(k, serve_stale, false), "peek({})", k),
                 Op::Invalidate(k) => {
                     let expected = model.remove_where(|e| e.0 == k);
                     model.stats.invalidations += expected as u64;
@@ -182,7 +193,7 @@ proptest! {
                 }
                 Op::PurgeExpired => {
                     let now = model.now;
-                    let expected = model.remove_where(|e| now.saturating_sub(e.2) > RETAIN);
+                    let expected = model.remove_where(|e| now.saturating_sub(e.2) > retain);
                     model.stats.expirations += expected as u64;
                     prop_assert_eq!(cache.purge_expired(), expected);
                 }
@@ -200,7 +211,7 @@ proptest! {
             let mut order = Vec::new();
             cache.for_each(|k, _| order.push(*k));
             let live: Vec<u8> =
-                model.entries.iter().filter(|e| model.age(e.2) <= RETAIN).map(|e| e.0).collect();
+                model.entries.iter().filter(|e| model.age(e.2) <= retain).map(|e| e.0).collect();
             prop_assert_eq!(order, live, "recency order of the entries still alive");
         }
         let mut expected = model.stats;

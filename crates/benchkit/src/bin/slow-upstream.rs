@@ -26,6 +26,8 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::Full;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// Answers `GET /positions/{wallet}` slowly, with deterministic positions.
 #[derive(Debug, Parser)]
@@ -78,7 +80,7 @@ fn main() -> Result<()> {
                     // sees the same sequence of delays every time.
                     let (lo, hi) =
                         (counters.delay_lo.load(Ordering::Relaxed), counters.delay_hi.load(Ordering::Relaxed));
-                    let delay = benchkit::rng::SplitMix64::new(seed ^ benchkit::rng::mix(n)).next_in(lo, hi);
+                    let delay = SmallRng::seed_from_u64(seed ^ n).random_range(lo..=hi.max(lo));
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                     let body = benchkit::positions::body(wallet, positions, Some(time::OffsetDateTime::now_utc()));
                     counters.in_flight.fetch_sub(1, Ordering::Relaxed);
