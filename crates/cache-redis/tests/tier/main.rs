@@ -2,7 +2,7 @@
 //! sends, exact round trips, expiry, pattern deletion, undecodable values,
 //! outages and the password.
 //!
-//! Each test starts its own server on a free port, so they run in parallel
+//! Each test starts its own server on its own Unix socket, so they run in parallel
 //! and may kill theirs. Figures the lead asked for (deletion time, PING
 //! latency, latency under faults, recovery time) are printed, never
 //! asserted: run with `--nocapture` to see them.
