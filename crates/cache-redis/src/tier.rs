@@ -185,6 +185,9 @@ enum Failure {
     Redis(redis::RedisError),
 }
 
+/// A boxed read (see [`RedisTier::get`]).
+type ReadFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Raw, Error>> + Send + 'a>>;
+
 /// Where an attempt got to, so that a timeout can say which step it cut
 /// short and end the lease of the connection it was waiting on.
 struct Progress {
@@ -294,7 +297,12 @@ impl RedisTier {
     /// refused the read (`WRONGTYPE`, say). Treat either as a miss.
     pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Option<Stored<T>>, Error> {
         let key = self.shared.keys.key(id);
-        let raw = self.shared.reads.read(&key, || self.shared.read_raw(&key)).await?;
+        // Boxed, and as a trait object: the read's future (flight, breaker,
+        // timeout, connection) is deep, and a caller that nests `get` in
+        // its own futures (the service's routes) would otherwise hit the
+        // compiler's recursion limit computing their layout. One
+        // allocation per round trip, not per caller.
+        let raw = self.shared.reads.read(&key, || -> ReadFuture<'_> { Box::pin(self.shared.read_raw(&key)) }).await?;
         let bytes = match raw {
             Raw::Bytes(bytes) => bytes,
             Raw::Absent | Raw::Oversized => {
