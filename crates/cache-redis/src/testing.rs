@@ -185,6 +185,40 @@ impl RedisServer {
         redis::cmd("GET").arg(key).query_async(&mut connection).await.expect("GET")
     }
 
+    /// Puts the server at its memory limit with eviction off
+    /// (`maxmemory 1mb`, `maxmemory-policy noeviction`), filled with keys
+    /// `filler:N` until it refuses a write: from then on it answers every
+    /// write with `OOM` and still serves reads.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not answer, or never refuses a write.
+    pub async fn fill_to_out_of_memory(&self) {
+        let mut connection = self.connection().await;
+        for (name, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1mb")] {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut connection)
+                .await
+                .expect("CONFIG SET");
+        }
+        // Small values, on one connection: a large one would count its own
+        // query buffer, which is freed once it is refused.
+        let filler = [b'x'; 1024];
+        for i in 0..10_000 {
+            let set: redis::RedisResult<()> =
+                redis::cmd("SET").arg(format!("filler:{i}")).arg(&filler[..]).query_async(&mut connection).await;
+            match set {
+                Ok(()) => {}
+                Err(error) if error.code() == Some("OOM") => return,
+                Err(error) => panic!("SET failed, but not for memory: {error}"),
+            }
+        }
+        panic!("redis never refused a write at maxmemory 1mb");
+    }
+
     /// A plain connection of its own, for any other command a test needs.
     ///
     /// # Panics

@@ -4,6 +4,7 @@
 
 mod faults;
 mod health;
+mod refusals;
 mod sharing;
 
 use std::sync::Arc;

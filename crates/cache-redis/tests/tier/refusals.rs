@@ -44,23 +44,7 @@ async fn still_up_and_reading(tier: &RedisTier, counts: &Counts) {
 async fn out_of_memory_on_every_store_fails_the_stores_only() {
     let server = RedisServer::start();
     let (tier, counts) = tier_with_a_value(&server).await;
-    admin(&server, redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction")).await.unwrap();
-    admin(&server, redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("1mb")).await.unwrap();
-    // Fill Redis to its limit with small values (a large one would count
-    // its own query buffer, freed after it is refused), so that every
-    // further write is refused.
-    let mut connection = server.connection().await;
-    let filler = vec![b'x'; 1024];
-    let mut refused = false;
-    for i in 0..5_000 {
-        let set: redis::RedisResult<()> =
-            redis::cmd("SET").arg(format!("filler:{i}")).arg(&filler[..]).query_async(&mut connection).await;
-        if set.is_err() {
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused, "redis refused a write at its memory limit");
+    server.fill_to_out_of_memory().await;
 
     for _ in 0..20 {
         let error = tier.set("0xabc", &vec![1_u64; 100], SystemTime::now(), Duration::from_secs(60)).await.unwrap_err();
