@@ -185,16 +185,24 @@ impl RedisServer {
         redis::cmd("GET").arg(key).query_async(&mut connection).await.expect("GET")
     }
 
-    /// Puts the server at its memory limit with eviction off
-    /// (`maxmemory 1mb`, `maxmemory-policy noeviction`), filled with keys
-    /// `filler:N` until it refuses a write: from then on it answers every
-    /// write with `OOM` and still serves reads.
+    /// Puts the server over its memory limit with eviction off: 2 MB of
+    /// keys `filler:N`, then `maxmemory 1mb` and `maxmemory-policy
+    /// noeviction`. From then on it answers every write with `OOM` and
+    /// still serves reads. (Filled first and limited after, so the server
+    /// stays well over the limit whatever its clients' buffers do, rather
+    /// than hovering at it.)
     ///
     /// # Panics
     ///
-    /// If the server does not answer, or never refuses a write.
+    /// If the server does not answer, or does not refuse a write after.
     pub async fn fill_to_out_of_memory(&self) {
         let mut connection = self.connection().await;
+        let filler = [b'x'; 1024];
+        let mut pipeline = redis::pipe();
+        for i in 0..2048 {
+            pipeline.cmd("SET").arg(format!("filler:{i}")).arg(&filler[..]).ignore();
+        }
+        let () = pipeline.query_async(&mut connection).await.expect("fill");
         for (name, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1mb")] {
             let () = redis::cmd("CONFIG")
                 .arg("SET")
@@ -204,19 +212,9 @@ impl RedisServer {
                 .await
                 .expect("CONFIG SET");
         }
-        // Small values, on one connection: a large one would count its own
-        // query buffer, which is freed once it is refused.
-        let filler = [b'x'; 1024];
-        for i in 0..10_000 {
-            let set: redis::RedisResult<()> =
-                redis::cmd("SET").arg(format!("filler:{i}")).arg(&filler[..]).query_async(&mut connection).await;
-            match set {
-                Ok(()) => {}
-                Err(error) if error.code() == Some("OOM") => return,
-                Err(error) => panic!("SET failed, but not for memory: {error}"),
-            }
-        }
-        panic!("redis never refused a write at maxmemory 1mb");
+        let refused: redis::RedisResult<()> = redis::cmd("SET").arg("probe").arg(1).query_async(&mut connection).await;
+        let error = refused.expect_err("a write over maxmemory is refused");
+        assert_eq!(error.code(), Some("OOM"), "{error}");
     }
 
     /// A plain connection of its own, for any other command a test needs.
