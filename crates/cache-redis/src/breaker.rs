@@ -24,6 +24,10 @@
 //! cannot close an open breaker. Timing uses tokio's clock, so tests can
 //! pause and advance it.
 //!
+//! Only outages count: an error reply to one command (`OOM`, `READONLY`,
+//! `WRONGTYPE`) says Redis is up, and the tier reports it as a success
+//! here (see [`Error`]).
+//!
 //! What it is not: a retry policy, or a health check. It counts what
 //! operations report; it never calls Redis itself.
 
@@ -189,10 +193,24 @@ impl Breaker {
     /// Lets an operation through, or refuses it with
     /// [`Error::Unavailable`].
     pub(crate) fn admit(&self) -> Result<Permit<'_>, Error> {
+        self.admit_unless_paused(true)
+    }
+
+    /// Lets the health prober's `PING` through: as [`admit`](Self::admit),
+    /// except that an open breaker lets it through as the trial even
+    /// before its pause is over. The pause spares callers the cost of
+    /// failing calls; one `PING` per health interval costs no caller
+    /// anything, and lets recovery be seen within an interval even when
+    /// the pause is longer.
+    pub(crate) fn admit_probe(&self) -> Result<Permit<'_>, Error> {
+        self.admit_unless_paused(false)
+    }
+
+    fn admit_unless_paused(&self, respect_pause: bool) -> Result<Permit<'_>, Error> {
         let mut inner = self.lock();
         let (trial, change) = match inner.phase {
             Phase::Closed { .. } => (false, None),
-            Phase::Open { until, pause } if Instant::now() >= until => {
+            Phase::Open { until, pause } if !respect_pause || Instant::now() >= until => {
                 (true, Some(Self::enter(&mut inner, Phase::HalfOpen { pause })))
             }
             Phase::Open { .. } | Phase::HalfOpen { .. } => return Err(Error::Unavailable),
@@ -428,6 +446,19 @@ mod tests {
         assert!(changes.has_changed().unwrap());
         assert_eq!(*changes.borrow_and_update(), BreakerState::Open);
         assert!(!changes.has_changed().unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_health_probe_is_the_trial_before_the_pause_is_over() {
+        let (breaker, _) = breaker();
+        (0..3).for_each(|_| fail(&breaker));
+        assert!(matches!(breaker.admit(), Err(Error::Unavailable)), "operations wait for the pause");
+        let probe = breaker.admit_probe().expect("the probe is let through at once");
+        assert!(probe.is_trial());
+        assert!(matches!(breaker.admit_probe(), Err(Error::Unavailable)), "one trial at a time");
+        probe.succeeded();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert!(!breaker.admit_probe().unwrap().is_trial(), "closed: an ordinary permit");
     }
 
     #[test]

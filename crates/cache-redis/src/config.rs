@@ -1,8 +1,10 @@
 //! How to reach Redis and how long to wait for it: the URL, the key
-//! namespace, the pool size, the operation timeout and the breaker.
+//! namespace, the pool size, the operation timeout, the health probe's
+//! interval, the largest value read, and the breaker.
 //!
 //! This is plain data, usually filled from the service's environment
-//! (`REDIS_URL`, `REDIS_TIMEOUT_MS`); the URL is checked when the tier is
+//! (`REDIS_URL`, `REDIS_TIMEOUT_MS`, `REDIS_HEALTH_INTERVAL_MS`,
+//! `REDIS_MAX_VALUE_BYTES`); the URL is checked when the tier is
 //! built, not here. Its `Debug` output redacts the URL's password.
 
 use std::fmt;
@@ -22,6 +24,14 @@ pub const DEFAULT_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(16).unwrap();
 /// How long one operation may take by default, getting a connection
 /// included (`REDIS_TIMEOUT_MS`).
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How often the tier pings Redis in the background by default
+/// (`REDIS_HEALTH_INTERVAL_MS`).
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The largest value a `get` reads by default (`REDIS_MAX_VALUE_BYTES`):
+/// 1 MiB, hundreds of times a wallet with many positions.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 
 /// How a [`RedisTier`](crate::RedisTier) reaches Redis.
 ///
@@ -67,6 +77,19 @@ pub struct Config {
     /// deletion gives it to each of its round trips, not to the whole
     /// deletion.
     pub op_timeout: Duration,
+    /// How often the tier's prober sends a `PING` (under the op timeout)
+    /// to learn whether Redis answers, when no operation has told it since
+    /// the last one; 1 s by default. So [`is_up`](crate::RedisTier::is_up)
+    /// turns false within two intervals of Redis dying, and true within two
+    /// intervals of its return, with no traffic at all, as long as the op
+    /// timeout is shorter than the interval.
+    pub health_interval: Duration,
+    /// The largest stored value, in bytes, that a
+    /// [`get`](crate::RedisTier::get) reads: a larger one is a miss
+    /// (reported as [`oversized_value`](crate::Observer::oversized_value))
+    /// and is read no further than this many bytes plus one. 1 MiB by
+    /// default.
+    pub max_value_bytes: usize,
     /// When the circuit breaker opens and for how long.
     pub breaker: BreakerConfig,
 }
@@ -79,6 +102,8 @@ impl Config {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             pool_size: DEFAULT_POOL_SIZE,
             op_timeout: DEFAULT_OP_TIMEOUT,
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             breaker: BreakerConfig::default(),
         }
     }
@@ -96,6 +121,8 @@ impl fmt::Debug for Config {
             .field("namespace", &self.namespace)
             .field("pool_size", &self.pool_size)
             .field("op_timeout", &self.op_timeout)
+            .field("health_interval", &self.health_interval)
+            .field("max_value_bytes", &self.max_value_bytes)
             .field("breaker", &self.breaker)
             .finish()
     }
@@ -111,6 +138,8 @@ mod tests {
         assert_eq!(config.namespace, "poscache");
         assert_eq!(config.op_timeout, Duration::from_millis(100), "REDIS_TIMEOUT_MS default");
         assert_eq!(config.pool_size.get(), 16);
+        assert_eq!(config.health_interval, Duration::from_secs(1), "REDIS_HEALTH_INTERVAL_MS default");
+        assert_eq!(config.max_value_bytes, 1 << 20, "REDIS_MAX_VALUE_BYTES default");
         assert_eq!(config.breaker, BreakerConfig::default());
     }
 

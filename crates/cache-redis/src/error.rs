@@ -6,6 +6,16 @@
 //! the pool are scrubbed before they are stored here, and URLs are
 //! redacted. Deciding what an error means for an HTTP response belongs to
 //! the service, not here.
+//!
+//! Two kinds of Redis failure are told apart. An *outage* (no connection,
+//! a timeout, a server that is loading or has lost its primary) means Redis
+//! cannot help anyone for now: it counts towards the circuit breaker and
+//! marks Redis down. An *error reply* to one command (`OOM` under
+//! `maxmemory` with `noeviction`, `READONLY` on a replica, `WRONGTYPE` on a
+//! key of another type) means Redis answered and refused that command
+//! only: it fails that operation, is counted by [`ErrorReply`] kind, and
+//! leaves the breaker and the up flag alone, so reads that still work keep
+//! working.
 
 use std::time::Duration;
 
@@ -32,7 +42,7 @@ use crate::op::Op;
 /// assert!(matches!(error, Error::InvalidUrl { .. }));
 /// assert!(!error.to_string().contains("hunter2"), "{error}");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The circuit breaker is open (or a trial request is already under
@@ -45,13 +55,28 @@ pub enum Error {
     /// connection.
     #[error("redis {0} timed out after {1:?}")]
     Timeout(Op, Duration),
-    /// Redis, or the connection to it, failed: refused, reset, or an error
-    /// reply. `op` is [`Op::Connect`] when no connection could be made.
+    /// Redis, or the connection to it, failed: refused, reset, a reply
+    /// that is not what the command returns, or an error reply that says
+    /// the server cannot serve anyone now (`LOADING`, `BUSY`, `MASTERDOWN`,
+    /// `CLUSTERDOWN`, `TRYAGAIN`, `NOAUTH`). `op` is [`Op::Connect`] when no
+    /// connection could be made.
     #[error("redis {op} failed: {cause}")]
     Redis {
         /// The step that failed.
         op: Op,
         /// The client's message, with the password scrubbed out.
+        cause: String,
+    },
+    /// Redis answered this one command with an error reply of `kind` (out
+    /// of memory, read-only, wrong type…): the operation failed, but Redis
+    /// is up, and the breaker is not told (see the module docs).
+    #[error("redis refused {op}: {cause}")]
+    Reply {
+        /// The operation refused.
+        op: Op,
+        /// What kind of refusal.
+        kind: ErrorReply,
+        /// Redis's message, with the password scrubbed out.
         cause: String,
     },
     /// The connection pool itself failed (it was closed, or misbuilt),
@@ -84,11 +109,76 @@ impl Error {
     /// Whether this error says Redis could not be used (breaker open,
     /// timeout, connection or server failure), as opposed to a problem with
     /// the request itself (a value that does not encode, a bad pattern or
-    /// URL). The service counts the first kind as "Redis down".
+    /// URL) or a refusal of this one command by a Redis that is up
+    /// ([`Error::Reply`]). The service counts the first kind as "Redis
+    /// down".
     pub fn is_unavailability(&self) -> bool {
         matches!(self, Self::Unavailable | Self::Timeout(..) | Self::Redis { .. } | Self::Pool(_))
     }
 }
+
+/// The kind of an error reply from Redis, as [`Error::Reply`] carries it
+/// and the [`Observer`](crate::Observer) hears it: a closed set, fit for a
+/// metric label.
+///
+/// # Examples
+///
+/// ```
+/// use cache_redis::ErrorReply;
+///
+/// assert_eq!(ErrorReply::from_code("OOM"), ErrorReply::Oom);
+/// assert_eq!(ErrorReply::from_code("NOPERM"), ErrorReply::Other);
+/// assert_eq!(ErrorReply::WrongType.as_str(), "wrongtype");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorReply {
+    /// `OOM`: Redis is at `maxmemory` and may not evict (`noeviction`), so
+    /// it refuses writes. Reads still work.
+    Oom,
+    /// `READONLY`: the server is a replica (after a failover, say) and
+    /// refuses writes. Reads still work.
+    ReadOnly,
+    /// `WRONGTYPE`: the key holds another type of value (something else
+    /// wrote it); a store replaces it.
+    WrongType,
+    /// Any other error reply (`ERR …`, `NOPERM`, …).
+    Other,
+}
+
+impl ErrorReply {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 4] = [Self::Oom, Self::ReadOnly, Self::WrongType, Self::Other];
+
+    /// The kind of an error reply whose code (its first word) is `code`.
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "OOM" => Self::Oom,
+            "READONLY" => Self::ReadOnly,
+            "WRONGTYPE" => Self::WrongType,
+            _ => Self::Other,
+        }
+    }
+
+    /// The kind in lower case, fit for a metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Oom => "oom",
+            Self::ReadOnly => "readonly",
+            Self::WrongType => "wrongtype",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error-reply codes that say the server cannot serve anyone for now,
+/// rather than refusing one command: they count as an outage.
+pub(crate) const OUTAGE_CODES: [&str; 6] = ["LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOAUTH"];
 
 #[cfg(test)]
 mod tests {
@@ -101,6 +191,7 @@ mod tests {
             Error::Timeout(Op::Connect, Duration::from_millis(250)),
             Error::Redis { op: Op::Set, cause: "Connection refused (os error 111)".to_owned() },
             Error::Pool("pool has been closed".to_owned()),
+            Error::Reply { op: Op::Set, kind: ErrorReply::Oom, cause: "OOM: command not allowed".to_owned() },
             Error::Encode(EncodeError::FetchedAtOutOfRange),
             Error::Decode(DecodeError::UnknownVersion(9)),
             Error::InvalidUrl { url: "redis://:***@host:x".to_owned(), reason: "invalid port".to_owned() },
@@ -114,6 +205,7 @@ mod tests {
                 "redis connect timed out after 250ms",
                 "redis set failed: Connection refused (os error 111)",
                 "redis connection pool failed: pool has been closed",
+                "redis refused set: OOM: command not allowed",
                 "cannot encode value: fetched_at is before 1970 or after 2554",
                 "cannot decode value: unknown envelope version 9",
                 "invalid redis url \"redis://:***@host:x\": invalid port",
@@ -131,5 +223,16 @@ mod tests {
         assert!(Error::Pool(String::new()).is_unavailability());
         assert!(!Error::Decode(DecodeError::Truncated).is_unavailability());
         assert!(!Error::Encode(EncodeError::FetchedAtOutOfRange).is_unavailability());
+        let refused = Error::Reply { op: Op::Set, kind: ErrorReply::ReadOnly, cause: String::new() };
+        assert!(!refused.is_unavailability(), "redis answered: it is up");
+    }
+
+    #[test]
+    fn reply_kinds_are_distinct_lower_case_words() {
+        let labels: Vec<&str> = ErrorReply::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(labels, ["oom", "readonly", "wrongtype", "other"]);
+        for kind in ErrorReply::ALL {
+            assert_eq!(ErrorReply::ALL[kind as usize], kind, "ALL is in declaration order");
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! from its source, so every replica agrees on its age. It offers five
 //! operations:
 //!
-//! - [`get`](RedisTier::get) one value, in one round trip;
+//! - [`get`](RedisTier::get) one value, in one round trip, shared by
+//!   concurrent gets of the same id, and never more than
+//!   [`max_value_bytes`](Config::max_value_bytes) of it;
 //! - [`set`](RedisTier::set) one value with an expiry (`SET … PX`);
 //! - [`delete`](RedisTier::delete) one (`UNLINK`);
 //! - [`delete_matching`](RedisTier::delete_matching) every id a glob
@@ -19,11 +21,16 @@
 //! tier does not connect, so start-up never waits for Redis. Every
 //! operation, getting a pooled connection included, ends within the op
 //! timeout (100 ms by default). After repeated failures a
-//! [circuit breaker](BreakerState) makes operations fail at once, and a
-//! background prober notices when Redis is back. Every failure is an
-//! [`Error`] the service turns into "behave as a miss"; a value that does
-//! not decode (corrupt, or written by another format version) is already
-//! reported as a miss. Events reach an [`Observer`], which is how metrics
+//! [circuit breaker](BreakerState) makes operations fail at once. A
+//! background prober pings Redis every
+//! [`health_interval`](Config::health_interval) (1 s by default) when no
+//! operation has, so [`is_up`](RedisTier::is_up) follows Redis even with no
+//! traffic, and notices when Redis is back. An error reply that refuses one
+//! command (`OOM`, `READONLY`, `WRONGTYPE`) fails that operation only: it is
+//! counted by [kind](ErrorReply), not taken for an outage. Every failure is
+//! an [`Error`] the service turns into "behave as a miss"; a value that does
+//! not decode (corrupt, or written by another format version) or is larger
+//! than the limit is already reported as a miss. Events reach an [`Observer`], which is how metrics
 //! hook in. The Redis password never appears in logs, `Debug` output or
 //! errors ([`RedisTier::redacted_url`]).
 //!
@@ -75,6 +82,8 @@
 //! # fn main() {}
 //! ```
 
+#![warn(missing_docs)]
+
 mod breaker;
 mod config;
 pub mod envelope;
@@ -84,6 +93,7 @@ mod lease;
 mod observer;
 mod op;
 mod prober;
+mod reads;
 mod redact;
 mod tier;
 
@@ -91,9 +101,11 @@ mod tier;
 pub mod testing;
 
 pub use breaker::{BreakerConfig, BreakerState, DEFAULT_BASE_PAUSE, DEFAULT_FAILURE_THRESHOLD, DEFAULT_MAX_PAUSE};
-pub use config::{Config, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, DEFAULT_POOL_SIZE};
+pub use config::{
+    Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_VALUE_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, DEFAULT_POOL_SIZE,
+};
 pub use envelope::Stored;
-pub use error::Error;
+pub use error::{Error, ErrorReply};
 pub use observer::Observer;
 pub use op::Op;
-pub use tier::{RedisTier, SCAN_COUNT};
+pub use tier::{FETCHED_AT_SKEW, RedisTier, SCAN_COUNT};

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::breaker::BreakerState;
+use crate::error::ErrorReply;
 use crate::op::Op;
 
 /// Hears a [`RedisTier`](crate::RedisTier)'s events as they happen.
@@ -21,13 +22,19 @@ use crate::op::Op;
 ///
 /// - a [`get`](crate::RedisTier::get) that answers is heard as one
 ///   [`hit`](Self::hit) or one [`miss`](Self::miss); a value that does not
-///   decode is heard as [`corrupt_value`](Self::corrupt_value) *and* a miss;
+///   decode is heard as [`corrupt_value`](Self::corrupt_value) *and* a miss,
+///   one larger than the configured limit as
+///   [`oversized_value`](Self::oversized_value) (once per round trip, which
+///   concurrent gets of one id share) *and* a miss (once per get);
 /// - an operation that fails is heard once as [`error`](Self::error), with
 ///   the step that failed ([`Op::Connect`] when no connection was had),
 ///   except that one refused by the open breaker is heard as
 ///   [`rejected`](Self::rejected) instead (it did not reach Redis), and a
 ///   malformed deletion pattern is heard as nothing (it is the caller's
-///   mistake, reported to the caller);
+///   mistake, reported to the caller); an error reply from Redis is heard
+///   as [`error`](Self::error) *and* [`error_reply`](Self::error_reply)
+///   with its kind (concurrent gets of one id share one round trip, so one
+///   failure is heard once however many callers shared it);
 /// - [`up_changed`](Self::up_changed) and
 ///   [`breaker_changed`](Self::breaker_changed) are heard on transitions
 ///   only.
@@ -72,6 +79,17 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// An operation was refused at once by the circuit breaker, without
     /// calling Redis.
     fn rejected(&self, _op: Op) {}
+
+    /// Redis answered `op` with an error reply of `kind` (also heard as
+    /// [`error`](Self::error)): the operation failed, but Redis is up, and
+    /// neither the breaker nor [`up_changed`](Self::up_changed) heard of
+    /// it.
+    fn error_reply(&self, _op: Op, _kind: ErrorReply) {}
+
+    /// A `get` found a value larger than
+    /// [`Config::max_value_bytes`](crate::Config::max_value_bytes); it was
+    /// reported as a miss without being read whole.
+    fn oversized_value(&self) {}
 
     /// A `get` found bytes that are not a value this version can read (see
     /// [`envelope`](crate::envelope)); it was reported as a miss.

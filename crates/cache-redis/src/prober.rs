@@ -1,15 +1,17 @@
-//! The background prober: the task that makes the breaker's trial `PING`
-//! when a pause ends, so that recovery after an outage does not wait for
-//! user traffic.
+//! The background prober: the task that keeps the tier's view of Redis
+//! current without traffic. It pings Redis every health interval unless an
+//! operation got an answer since the last look, and makes the breaker's
+//! trial `PING` while the breaker is open.
 //!
-//! Why a task rather than only trying again in the next operation: a
-//! replica with little or no traffic would otherwise keep its breaker open
-//! and report Redis down (in `/health` and the `up` gauge) long after Redis
-//! came back, and the user whose request happened to be the trial would pay
-//! its timeout. The task costs nothing while the breaker is closed: it
-//! sleeps on the breaker's change notifications and sends no traffic. The
-//! lazy path remains (an operation that finds the pause over is the trial),
-//! so the breaker recovers even where no task could be spawned.
+//! Why a task rather than only what operations report: a replica whose
+//! requests are all answered from memory sends Redis nothing, so without a
+//! probe it would report Redis up (in `/health` and the `up` gauge) long
+//! after Redis died, and down long after it came back; and the user whose
+//! request happened to be the breaker's trial would pay its timeout. Under
+//! traffic the probe costs nothing: an answered operation says the same,
+//! and the `PING` is skipped. The lazy path remains (an operation that
+//! finds the pause over is the trial), so the breaker recovers even where
+//! no task could be spawned.
 //!
 //! A worker with explicit state, a shutdown signal and a drop guard: the
 //! [`Guard`] lives in the tier's clones, and dropping the last one stops the
@@ -68,12 +70,15 @@ impl Prober {
                 _ = self.shared.ping() => {}
                 () = stopped(&mut self.stop) => return,
             }
+            self.shared.take_answered();
         }
+        let interval = self.shared.health_interval;
+        let mut next_probe = Instant::now() + interval;
         loop {
             // Mark the current state seen before reading it, so that a
             // change between the read and the wait below wakes the wait.
             self.changes.borrow_and_update();
-            let due = self.shared.breaker.reopens_at();
+            let trial_due = self.shared.breaker.reopens_at().filter(|&at| at < next_probe);
             tokio::select! {
                 () = stopped(&mut self.stop) => return,
                 changed = self.changes.changed() => {
@@ -81,12 +86,12 @@ impl Prober {
                         return;
                     }
                 }
-                () = sleep_until(due) => {
-                    // The breaker lets this PING through as its trial; if an
-                    // operation got there first, it is refused, and the next
-                    // change of state wakes this loop again.
+                () = tokio::time::sleep_until(trial_due.unwrap_or(next_probe)) => {
+                    if trial_due.is_none() {
+                        next_probe = Instant::now() + interval;
+                    }
                     tokio::select! {
-                        _ = self.shared.ping() => {}
+                        () = check(&self.shared, trial_due.is_some()) => {}
                         () = stopped(&mut self.stop) => return,
                     }
                 }
@@ -95,14 +100,21 @@ impl Prober {
     }
 }
 
+/// The breaker's trial when its pause ended (`trial`), or the periodic
+/// probe. A trial refused because an operation got there first, or a probe
+/// refused because a trial is under way, is fine: the outcome of that one
+/// says the same.
+async fn check(shared: &Shared, trial: bool) {
+    if trial {
+        let _ = shared.ping().await;
+    } else if !shared.take_answered() {
+        let _ = shared.probe().await;
+        // The probe's own answer is not traffic.
+        shared.take_answered();
+    }
+}
+
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the guard is gone, which is a stop too.
     let _ = stop.wait_for(|&stop| stop).await;
-}
-
-async fn sleep_until(due: Option<Instant>) {
-    match due {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

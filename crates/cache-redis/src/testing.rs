@@ -1,6 +1,15 @@
-//! A real `redis-server` for tests: on a free port of its own, in a
-//! temporary directory, killed when dropped. Tests may kill, restart,
-//! freeze and thaw it to stage outages.
+//! A real `redis-server` for tests: listening on a Unix socket in a
+//! temporary directory of its own, killed when dropped. Tests may kill,
+//! restart, freeze and thaw it to stage outages.
+//!
+//! Why a Unix socket rather than a TCP port: a free TCP port can only be
+//! picked by binding it, releasing it and letting the server bind it later,
+//! and in between another test's server may take it; a test could then
+//! talk to (and kill the data of) someone else's Redis without noticing. A
+//! socket path inside a directory only this server uses cannot be taken by
+//! anyone else, and stays the same across a [`restart`](RedisServer::restart).
+//! The server's own pid is checked too (`INFO server`'s `process_id`), so a
+//! test can never take another process for its server.
 //!
 //! Compiled for this crate's tests and, with the `testing` feature, for
 //! other crates' tests. What it is not: a way to run Redis in production,
@@ -12,9 +21,9 @@
 //! for a condition (the server answers `PING`, the process has exited) with
 //! a deadline, never for a fixed time.
 
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -24,10 +33,10 @@ use deadpool_redis::redis::{self, aio::MultiplexedConnection};
 /// How long a server may take to answer its first `PING`.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How many fresh ports to try when another process takes the one picked.
-const PORT_ATTEMPTS: u32 = 5;
+/// The socket's file name in the server's directory.
+const SOCKET: &str = "redis.sock";
 
-/// A `redis-server` process on `127.0.0.1` and a free port, with no
+/// A `redis-server` process on a Unix socket of its own (no TCP), with no
 /// persistence, killed (and its directory removed) on drop.
 ///
 /// # Panics
@@ -43,16 +52,16 @@ const PORT_ATTEMPTS: u32 = 5;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let mut server = RedisServer::start();
+/// assert!(server.url().starts_with("redis+unix:///"));
 /// server.set_raw("greeting", b"hello").await;
 /// assert_eq!(server.get_raw("greeting").await.as_deref(), Some(&b"hello"[..]));
 ///
-/// server.restart(); // same port, empty: nothing is persisted
+/// server.restart(); // same socket, empty: nothing is persisted
 /// assert_eq!(server.get_raw("greeting").await, None);
 /// # }
 /// ```
 #[derive(Debug)]
 pub struct RedisServer {
-    port: u16,
     password: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
@@ -85,32 +94,31 @@ impl RedisServer {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
+        // A directory left by an earlier process with the same pid is
+        // stale: start clean.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let mut server = Self { port: 0, password, dir, child: None };
-        for attempt in 1..=PORT_ATTEMPTS {
-            server.port = free_port();
-            match server.spawn_and_wait() {
-                Ok(()) => return server,
-                // Another process took the port between our probe and the
-                // server's bind; rare, so just pick another.
-                Err(log) if attempt < PORT_ATTEMPTS && log.contains("Address already in use") => {}
-                Err(log) => panic!("redis-server did not start on port {}: {log}", server.port),
-            }
+        let mut server = Self { password, dir, child: None };
+        if let Err(log) = server.spawn_and_wait() {
+            panic!("redis-server did not start on {}: {log}", server.socket().display());
         }
-        unreachable!("the last attempt panics or returns")
+        server
     }
 
-    /// `redis://[:password@]127.0.0.1:{port}`.
+    /// `redis+unix:///{dir}/redis.sock`, with `?pass=…` for a server with a
+    /// password. The service's `REDIS_URL` accepts it as it is.
     pub fn url(&self) -> String {
+        let socket = self.socket();
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("redis+unix://{}?pass={password}", socket.display()),
+            None => format!("redis+unix://{}", socket.display()),
         }
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
+    /// The path of the Unix socket it listens on; it stays the same across
+    /// restarts.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(SOCKET)
     }
 
     /// Kills the server with `SIGKILL` (no shutdown, no goodbye to clients)
@@ -124,26 +132,19 @@ impl RedisServer {
     }
 
     /// Kills the server if it runs, then starts a new, empty one on the same
-    /// port and waits until it answers `PING`.
+    /// socket and waits until it answers `PING`.
     ///
     /// # Panics
     ///
     /// If the new server does not answer within 10 s.
     pub fn restart(&mut self) {
         self.kill();
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                // The old socket may linger for a moment; try again until
-                // the deadline.
-                Err(log) if Instant::now() < deadline && log.contains("Address already in use") => {}
-                Err(log) => panic!("redis-server did not restart on port {}: {log}", self.port),
-            }
+        if let Err(log) = self.spawn_and_wait() {
+            panic!("redis-server did not restart on {}: {log}", self.socket().display());
         }
     }
 
-    /// Stops the server with `SIGSTOP`: it keeps its port and connections
+    /// Stops the server with `SIGSTOP`: it keeps its socket and connections
     /// (new connections even complete, in the kernel) but answers nothing,
     /// like a hung host, until [`thaw`](Self::thaw).
     ///
@@ -184,6 +185,38 @@ impl RedisServer {
         redis::cmd("GET").arg(key).query_async(&mut connection).await.expect("GET")
     }
 
+    /// Puts the server over its memory limit with eviction off: 2 MB of
+    /// keys `filler:N`, then `maxmemory 1mb` and `maxmemory-policy
+    /// noeviction`. From then on it answers every write with `OOM` and
+    /// still serves reads. (Filled first and limited after, so the server
+    /// stays well over the limit whatever its clients' buffers do, rather
+    /// than hovering at it.)
+    ///
+    /// # Panics
+    ///
+    /// If the server does not answer, or does not refuse a write after.
+    pub async fn fill_to_out_of_memory(&self) {
+        let mut connection = self.connection().await;
+        let filler = [b'x'; 1024];
+        let mut pipeline = redis::pipe();
+        for i in 0..2048 {
+            pipeline.cmd("SET").arg(format!("filler:{i}")).arg(&filler[..]).ignore();
+        }
+        let () = pipeline.query_async(&mut connection).await.expect("fill");
+        for (name, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1mb")] {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut connection)
+                .await
+                .expect("CONFIG SET");
+        }
+        let refused: redis::RedisResult<()> = redis::cmd("SET").arg("probe").arg(1).query_async(&mut connection).await;
+        let error = refused.expect_err("a write over maxmemory is refused");
+        assert_eq!(error.code(), Some("OOM"), "{error}");
+    }
+
     /// A plain connection of its own, for any other command a test needs.
     ///
     /// # Panics
@@ -206,14 +239,19 @@ impl RedisServer {
         assert!(status.success(), "`kill {signal} {}` failed: {status}", self.pid());
     }
 
-    /// Spawns the server on `self.port` and waits until it answers `PING`;
-    /// on failure, returns the end of its log.
+    /// Spawns the server on its socket and waits until it answers `PING`
+    /// and says it is this child; on failure, returns the end of its log.
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let log = self.dir.join("redis.log");
+        let socket = self.socket();
         let _ = std::fs::remove_file(&log);
         let mut command = Command::new("redis-server");
+        // `--port 0`: no TCP listener at all, so nothing of this server can
+        // be reached, or taken, through a port.
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", "0", "--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(&socket)
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -231,12 +269,18 @@ impl RedisServer {
             }
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
+        let pid = child.id();
         self.child = Some(child);
         let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            if answers_ping(self.port) {
-                return Ok(());
+            match server_pid(&socket, self.password.as_deref()) {
+                Some(answered) if answered == pid => return Ok(()),
+                Some(other) => {
+                    self.kill();
+                    return Err(format!("process {other} answers on its socket, not the server started ({pid})"));
+                }
+                None => {}
             }
             let child = self.child.as_mut().expect("just spawned");
             if let Ok(Some(status)) = child.try_wait() {
@@ -261,26 +305,29 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port that was free a moment ago: bind port 0, note what the kernel
-/// chose, release it.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("a bound socket has an address").port()
-}
-
-/// Whether something on `port` answers `PING` with a RESP reply (`+PONG`,
-/// or `-NOAUTH` from a server with a password: it is up either way).
-fn answers_ping(port: u16) -> bool {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
+/// The pid of the Redis answering on `socket` (`INFO server`'s
+/// `process_id`, after `AUTH` if there is a password); `None` if nothing
+/// answers there yet.
+fn server_pid(socket: &Path, password: Option<&str>) -> Option<u32> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    if let Some(password) = password {
+        write!(stream, "AUTH {password}\r\n").ok()?;
     }
-    let mut reply = [0_u8; 1];
-    matches!(stream.read(&mut reply), Ok(1) if reply[0] == b'+' || reply[0] == b'-')
+    stream.write_all(b"INFO server\r\n").ok()?;
+    // The reply is a bulk string of `field:value` lines; read lines until
+    // the pid shows (an `-ERR` or `-LOADING` reply means not ready yet).
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 || line.starts_with('-') {
+            return None;
+        }
+        if let Some(pid) = line.trim_end().strip_prefix("process_id:") {
+            return pid.parse().ok();
+        }
+    }
 }
 
 fn tail(log: &str) -> String {
@@ -292,33 +339,46 @@ fn tail(log: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Whether a server answers on `socket`.
+    fn answers(socket: &Path) -> bool {
+        UnixStream::connect(socket).is_ok_and(|mut stream| {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut reply = [0_u8; 1];
+            stream.write_all(b"PING\r\n").is_ok() && matches!(std::io::Read::read(&mut stream, &mut reply), Ok(1))
+        })
+    }
+
     #[test]
     fn starts_answers_and_stops() {
         let mut server = RedisServer::start();
-        let port = server.port();
-        assert!(answers_ping(port));
-        assert_eq!(server.url(), format!("redis://127.0.0.1:{port}"));
+        let socket = server.socket();
+        assert!(answers(&socket));
+        assert_eq!(server.url(), format!("redis+unix://{}", socket.display()));
         server.kill();
-        assert!(!answers_ping(port), "killed and waited for");
+        assert!(!answers(&socket), "killed and waited for");
         server.restart();
-        assert_eq!(server.port(), port);
-        assert!(answers_ping(port));
+        assert_eq!(server.socket(), socket);
+        assert!(answers(&socket));
         let dir = server.dir.clone();
         drop(server);
-        assert!(!answers_ping(port));
+        assert!(!answers(&socket));
         assert!(!dir.exists(), "its directory is removed");
     }
 
     #[test]
-    fn two_servers_get_two_ports() {
+    fn the_server_answering_is_its_own_child() {
         let (a, b) = (RedisServer::start(), RedisServer::start());
-        assert_ne!(a.port(), b.port());
+        assert_ne!(a.socket(), b.socket());
+        assert_eq!(server_pid(&a.socket(), None), Some(a.pid()));
+        assert_eq!(server_pid(&b.socket(), None), Some(b.pid()));
     }
 
-    #[test]
-    fn a_password_server_is_up_and_its_url_authenticates() {
+    #[tokio::test]
+    async fn a_password_server_is_up_and_its_url_authenticates() {
         let server = RedisServer::start_with_password("hunter2");
-        assert_eq!(server.url(), format!("redis://:hunter2@127.0.0.1:{}", server.port()));
-        assert!(answers_ping(server.port()));
+        assert_eq!(server.url(), format!("redis+unix://{}?pass=hunter2", server.socket().display()));
+        assert_eq!(server_pid(&server.socket(), Some("hunter2")), Some(server.pid()));
+        server.set_raw("a", b"1").await;
+        assert_eq!(server.get_raw("a").await.as_deref(), Some(&b"1"[..]));
     }
 }

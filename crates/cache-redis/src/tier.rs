@@ -1,15 +1,23 @@
 //! The tier itself: a connection pool, the key layout, the envelope and the
 //! breaker put together into five time-bounded operations.
 //!
-//! Every operation goes the same way ([`Shared::round_trip`]): ask the
-//! breaker for leave, then, under one `tokio::time::timeout` of the op
-//! timeout, take a connection (a clone of the one leased from the pool, see
-//! [`lease`](crate::lease); checking one out of the pool only if there is
-//! none) and send one command or pipeline; then tell the breaker, the
-//! reachability flag and the observer how it went. So an operation is one
-//! round trip (a pattern deletion makes one per page, each under its own
-//! op timeout), no caller waits longer than the op timeout, and none waits
-//! at all while the breaker is open.
+//! Every operation goes the same way ([`Shared::round_trip`]), in three
+//! steps, each a function of its own:
+//!
+//! 1. **leave**: the breaker lets the operation through, or it fails at
+//!    once ([`Error::Unavailable`]);
+//! 2. **attempt** ([`Shared::attempt`]): under one `tokio::time::timeout`
+//!    of the op timeout, take a connection and send one command or
+//!    pipeline ([`Shared::send`]); the connection bookkeeping (which lease
+//!    a connection came from, when to give it up, the one retry on a
+//!    fresh connection) stays inside this step;
+//! 3. **record** ([`Shared::record`]): tell the breaker, the up flag and
+//!    the observer how it went. An answer, even an error reply, says Redis
+//!    is up; only an outage (no connection, a timeout) is a failure.
+//!
+//! So an operation is one round trip (a pattern deletion makes one per
+//! page, each under its own op timeout), no caller waits longer than the
+//! op timeout, and none waits at all while the breaker is open.
 //!
 //! A connection that fails at the I/O level or times out is replaced: its
 //! lease ends, and the next operation leases another. One that broke while
@@ -18,14 +26,22 @@
 //! within its op timeout; the pool's check on checkout used to spare that
 //! operation the failure, and this does too.
 //!
+//! A `get` reads at most [`Config::max_value_bytes`] plus one bytes
+//! (`GETRANGE key 0 max`, the same one round trip and the same cost in
+//! Redis as `GET` for a value under the limit), so an oversized value is
+//! never copied whole; concurrent `get`s of one key share that round trip
+//! ([`reads`](crate::reads)).
+//!
 //! What it is not: a cache policy. It stores what it is given for as long
 //! as it is told, and reads back what is there; freshness, single flight
-//! and what to do on an error belong to the service.
+//! of loads and what to do on an error belong to the service.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+
+use cache_core::{Clock, SystemClock};
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo};
@@ -33,15 +49,16 @@ use deadpool_redis::{Pool, PoolError, Runtime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::breaker::{Breaker, BreakerState};
+use crate::breaker::{Breaker, BreakerState, Permit};
 use crate::config::Config;
 use crate::envelope::{self, Stored};
-use crate::error::Error;
+use crate::error::{Error, ErrorReply, OUTAGE_CODES};
 use crate::keys::Keys;
-use crate::lease::Lease;
+use crate::lease::{Lease, Ticket};
 use crate::observer::{Observer, Silent};
 use crate::op::Op;
 use crate::prober;
+use crate::reads::{Raw, Reads};
 use crate::redact::Secrets;
 
 /// Keys asked for per `SCAN` page: large, so that walking a big keyspace
@@ -53,6 +70,17 @@ pub const SCAN_COUNT: usize = 1000;
 /// are shortened to it, because Redis refuses an expiry that overflows its
 /// clock.
 const MAX_EXPIRY_MS: u64 = 1 << 52;
+
+/// How far past now a stored `fetched_at` may lie before a read clamps it
+/// to now: 2 s, more than replicas' clocks kept by NTP differ (milliseconds),
+/// far less than any TTL.
+///
+/// Without the clamp, an entry written by a replica whose clock ran ahead
+/// (or planted by hand) would be younger than zero for as long as the
+/// clock's lead: fresh however long it stays, and newer than every real
+/// load, so never replaced. Clamped, it is as old as a value just fetched,
+/// ages from there, and is refreshed after one TTL like any other.
+pub const FETCHED_AT_SKEW: Duration = Duration::from_secs(2);
 
 /// The shared Redis tier: values of type `T` stored under
 /// `{namespace}:positions:v1:{id}` with the time they were fetched.
@@ -78,16 +106,17 @@ const MAX_EXPIRY_MS: u64 = 1 << 52;
 /// once more on a fresh connection, within its op timeout, rather than
 /// fail. See [`Config::pool_size`] for what the pool's size still does.
 ///
-/// **Recovery is probed in the background.** When built inside a tokio
+/// **Health is probed in the background.** When built inside a tokio
 /// runtime, the tier spawns a small prober task. It sends one `PING` at
 /// start (so [`is_up`](Self::is_up) and the observer learn early whether
 /// Redis answers, without anyone waiting for it; skipped if an operation
-/// is already under way, which answers the same), then sleeps until the
-/// breaker opens and, each time its pause ends, sends the trial `PING`.
-/// Recovery after an outage therefore does not wait for user traffic: a
-/// replica with no requests still closes its breaker, and its health and
-/// `up` gauge come back, within one pause (at most 2 s by default) of Redis
-/// returning; and users never pay for a trial that the prober can make.
+/// is already under way, which answers the same), then one every
+/// [`Config::health_interval`] unless an operation got an answer since the
+/// last, and, while the breaker is open, the trial `PING` when the pause
+/// ends or the interval does, whichever comes first. So a replica whose
+/// every request is answered from memory still sees Redis die (within two
+/// intervals) and come back (within two intervals) with no traffic to
+/// Redis at all, and users never pay for a trial that the prober can make.
 /// An operation that finds the pause over before the prober does is the
 /// trial itself, which also covers a tier built outside a runtime (no
 /// prober then). The prober stops when the last clone of the tier is
@@ -126,11 +155,18 @@ pub(crate) struct Shared {
     keys: Keys,
     namespace: String,
     op_timeout: Duration,
+    pub(crate) health_interval: Duration,
+    max_value_bytes: usize,
     pub(crate) breaker: Breaker,
     observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
+    reads: Reads,
     redacted_url: String,
     secrets: Secrets,
     reachability: AtomicU8,
+    /// Set when a round trip gets an answer; the prober clears it, and
+    /// skips its `PING` if it was set: Redis has just answered.
+    answered: AtomicBool,
 }
 
 const UNKNOWN: u8 = 0;
@@ -147,6 +183,16 @@ enum Request<'a> {
 enum Failure {
     Pool(PoolError),
     Redis(redis::RedisError),
+}
+
+/// A boxed read (see [`RedisTier::get`]).
+type ReadFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Raw, Error>> + Send + 'a>>;
+
+/// Where an attempt got to, so that a timeout can say which step it cut
+/// short and end the lease of the connection it was waiting on.
+struct Progress {
+    step: Op,
+    in_flight: Option<Ticket>,
 }
 
 impl RedisTier {
@@ -167,6 +213,21 @@ impl RedisTier {
     ///
     /// As [`new`](Self::new).
     pub fn with_observer(config: Config, observer: Arc<dyn Observer>) -> Result<Self, Error> {
+        Self::with_observer_and_clock(config, observer, Arc::new(SystemClock))
+    }
+
+    /// Builds a tier that reports its events to `observer` and reads the
+    /// time from `clock`, the caller's clock, against which a stored
+    /// `fetched_at` in the future is clamped (see [`get`](Self::get)).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_observer_and_clock(
+        config: Config,
+        observer: Arc<dyn Observer>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
         let redacted_url = config.redacted_url();
         let invalid = |reason: String| Error::InvalidUrl { url: redacted_url.clone(), reason };
         let info = config
@@ -199,40 +260,60 @@ impl RedisTier {
             keys: Keys::new(&config.namespace),
             namespace: config.namespace,
             op_timeout: config.op_timeout,
+            health_interval: config.health_interval,
+            max_value_bytes: config.max_value_bytes,
             breaker: Breaker::new(config.breaker, Arc::clone(&observer), redacted_url.clone()),
             observer,
+            clock,
+            reads: Reads::default(),
             redacted_url,
             secrets,
             reachability: AtomicU8::new(UNKNOWN),
+            answered: AtomicBool::new(false),
         });
         let prober = prober::start(&shared).map(Arc::new);
         Ok(Self { shared, prober })
     }
 
-    /// Reads the entry for `id` with one command (`GET`).
+    /// Reads the entry for `id` in one round trip.
     ///
-    /// `Ok(None)` if there is none, or if the bytes there are not a value
-    /// this version can read (another format version, or corruption): such
-    /// a value is logged at warn with its key, reported to the observer as
-    /// corrupt, and left for the next [`set`](Self::set) to replace.
+    /// Concurrent `get`s of one id share that round trip and its answer
+    /// (each decodes the bytes for itself), so a stampede on one id costs
+    /// Redis one read. `Ok(None)` if there is none, or if what is there
+    /// is not a value this version can read (another format version, or
+    /// corruption: logged at warn with its key, reported to the observer as
+    /// corrupt), or is larger than [`Config::max_value_bytes`] (reported as
+    /// oversized, and read no further than the limit); either is left for
+    /// the next [`set`](Self::set) to replace.
+    ///
+    /// A `fetched_at` more than [`FETCHED_AT_SKEW`] past now (by the
+    /// tier's clock) is clamped to now, so that no entry stays fresh
+    /// forever.
     ///
     /// # Errors
     ///
     /// [`Error::Unavailable`], [`Error::Timeout`], [`Error::Redis`] or
-    /// [`Error::Pool`]: Redis could not answer; treat as a miss.
+    /// [`Error::Pool`]: Redis could not answer; [`Error::Reply`]: it
+    /// refused the read (`WRONGTYPE`, say). Treat either as a miss.
     pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Option<Stored<T>>, Error> {
         let key = self.shared.keys.key(id);
-        let mut command = redis::cmd("GET");
-        command.arg(&key);
-        let bytes: Option<Vec<u8>> = self.shared.round_trip(Op::Get, Request::Command(&command)).await?;
-        let Some(bytes) = bytes else {
-            self.shared.observer.miss();
-            return Ok(None);
+        // Boxed, and as a trait object: the read's future (flight, breaker,
+        // timeout, connection) is deep, and a caller that nests `get` in
+        // its own futures (the service's routes) would otherwise hit the
+        // compiler's recursion limit computing their layout. One
+        // allocation per round trip, not per caller.
+        let raw = self.shared.reads.read(&key, || -> ReadFuture<'_> { Box::pin(self.shared.read_raw(&key)) }).await?;
+        let bytes = match raw {
+            Raw::Bytes(bytes) => bytes,
+            Raw::Absent | Raw::Oversized => {
+                self.shared.observer.miss();
+                return Ok(None);
+            }
         };
         match envelope::decode::<T>(&bytes) {
             Ok(stored) => {
                 self.shared.observer.hit();
-                Ok(Some(stored))
+                Ok(Some(self.shared.clamp(&key, stored)))
             }
             Err(error) => {
                 tracing::warn!(
@@ -256,7 +337,9 @@ impl RedisTier {
     /// # Errors
     ///
     /// [`Error::Encode`] if the value cannot be encoded (nothing is sent),
-    /// or a Redis error as for [`get`](Self::get).
+    /// [`Error::Reply`] if Redis refuses the write (`OOM` at `maxmemory`
+    /// under `noeviction`, `READONLY` on a replica), or a Redis error as
+    /// for [`get`](Self::get).
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         id: &str,
@@ -378,9 +461,11 @@ impl RedisTier {
         self.state() == BreakerState::Closed
     }
 
-    /// Whether the last round trip to Redis succeeded. `false` until one
-    /// has (the prober's first `PING` usually settles it within
-    /// milliseconds of start-up).
+    /// Whether the last round trip to Redis got an answer (an error reply
+    /// counts: Redis is up). `false` until one has (the prober's first
+    /// `PING` usually settles it within milliseconds of start-up); kept
+    /// current without traffic by the prober, every
+    /// [`Config::health_interval`].
     pub fn is_up(&self) -> bool {
         self.shared.reachability.load(Ordering::Relaxed) == UP
     }
@@ -422,59 +507,100 @@ impl Shared {
         Ok(started.elapsed())
     }
 
+    /// The prober's `PING`: as [`ping`](Self::ping), but an open breaker
+    /// lets it through as the trial before its pause is over (see
+    /// `Breaker::admit_probe`).
+    pub(crate) async fn probe(&self) -> Result<(), Error> {
+        let permit = self.breaker.admit_probe().inspect_err(|_| self.observer.rejected(Op::Ping))?;
+        let request = Request::Command(&redis::cmd("PING"));
+        let result = self.attempt::<()>(Op::Ping, &request).await;
+        self.record(permit, &result);
+        result
+    }
+
+    /// Whether a round trip got an answer since the last call; clears it.
+    pub(crate) fn take_answered(&self) -> bool {
+        self.answered.swap(false, Ordering::Relaxed)
+    }
+
     /// Sends `request` through the breaker, under the op timeout, and
-    /// records how it went.
+    /// records how it went: leave, [`attempt`](Self::attempt),
+    /// [`record`](Self::record).
     async fn round_trip<R: FromRedisValue>(&self, op: Op, request: Request<'_>) -> Result<R, Error> {
         let permit = self.breaker.admit().inspect_err(|_| self.observer.rejected(op))?;
-        let mut step = Op::Connect;
-        // The lease whose connection carries the request, to end it if the
-        // op timeout runs out on it.
-        let mut in_flight = None;
-        let attempt = tokio::time::timeout(self.op_timeout, async {
-            let mut may_retry = true;
-            loop {
-                step = Op::Connect;
-                in_flight = None;
-                let (ticket, mut connection) = self.connection.get().await.map_err(Failure::Pool)?;
-                in_flight = Some(ticket);
-                step = op;
-                let error = match request.send(&mut connection).await {
-                    Ok(reply) => return Ok(reply),
-                    Err(error) => error,
-                };
-                if breaks_connection(&error) {
-                    self.connection.discard(ticket);
-                }
-                // A leased connection that was found dropped may have died
-                // while idle, before this request; a fresh one deserves the
-                // request once. Every request here can be sent twice
-                // without harm (see `delete` and `delete_matching` for what
-                // that does to their counts).
-                if may_retry && ticket.reused && error.is_connection_dropped() {
-                    may_retry = false;
-                    tracing::debug!(redis = %self.redacted_url, "redis connection was dropped; trying a fresh one");
-                    continue;
-                }
-                return Err(Failure::Redis(error));
-            }
-        })
-        .await;
-        let result = match attempt {
+        let result = self.attempt(op, &request).await;
+        self.record(permit, &result);
+        result
+    }
+
+    /// Step 2: sends `request` under the op timeout, and turns what went
+    /// wrong into an [`Error`]. A connection that the timeout cut short is
+    /// given up, as one that failed at the I/O level is in
+    /// [`send`](Self::send): it may never answer.
+    async fn attempt<R: FromRedisValue>(&self, op: Op, request: &Request<'_>) -> Result<R, Error> {
+        let mut progress = Progress { step: Op::Connect, in_flight: None };
+        match tokio::time::timeout(self.op_timeout, self.send(op, request, &mut progress)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(failure)) => Err(self.classify(op, failure)),
             Err(_elapsed) => {
-                // A connection that does not answer in time may never: its
-                // lease ends, as after an I/O error.
-                if let Some(ticket) = in_flight {
+                if let Some(ticket) = progress.in_flight {
                     self.connection.discard(ticket);
                 }
-                Err(Error::Timeout(step, self.op_timeout))
+                Err(Error::Timeout(progress.step, self.op_timeout))
             }
-        };
-        match &result {
+        }
+    }
+
+    /// Takes a connection and sends `request` on it, noting in `progress`
+    /// which step it is at. A connection whose socket failed is given up;
+    /// one that was leased before this request and turns out to have been
+    /// dropped may have died while idle, so the request gets one more try
+    /// on a fresh connection. Every request here can be sent twice without
+    /// harm (see `delete` and `delete_matching` for what that does to
+    /// their counts).
+    async fn send<R: FromRedisValue>(
+        &self,
+        op: Op,
+        request: &Request<'_>,
+        progress: &mut Progress,
+    ) -> Result<R, Failure> {
+        let mut may_retry = true;
+        loop {
+            *progress = Progress { step: Op::Connect, in_flight: None };
+            let (ticket, mut connection) = self.connection.get().await.map_err(Failure::Pool)?;
+            *progress = Progress { step: op, in_flight: Some(ticket) };
+            let error = match request.send(&mut connection).await {
+                Ok(reply) => return Ok(reply),
+                Err(error) => error,
+            };
+            if breaks_connection(&error) {
+                self.connection.discard(ticket);
+            }
+            if may_retry && ticket.reused && error.is_connection_dropped() {
+                may_retry = false;
+                tracing::debug!(redis = %self.redacted_url, "redis connection was dropped; trying a fresh one");
+                continue;
+            }
+            return Err(Failure::Redis(error));
+        }
+    }
+
+    /// Step 3: tells the breaker, the up flag and the observer how a round
+    /// trip went. An answer (an error reply included: Redis refused one
+    /// command, it is not down) is a success for the breaker; an outage is
+    /// a failure.
+    fn record<R>(&self, permit: Permit<'_>, result: &Result<R, Error>) {
+        match result {
             Ok(_) => {
                 permit.succeeded();
-                self.set_up(true);
+                self.heard_answer();
+            }
+            Err(Error::Reply { op, kind, cause }) => {
+                permit.succeeded();
+                self.heard_answer();
+                self.observer.error(*op);
+                self.observer.error_reply(*op, *kind);
+                tracing::debug!(redis = %self.redacted_url, %op, %kind, %cause, "redis refused an operation");
             }
             Err(error) => {
                 let trial = permit.is_trial();
@@ -493,7 +619,6 @@ impl Shared {
                 tracing::debug!(redis = %self.redacted_url, %error, trial, "redis operation failed");
             }
         }
-        result
     }
 
     fn classify(&self, op: Op, failure: Failure) -> Error {
@@ -511,8 +636,46 @@ impl Shared {
             }
             Failure::Pool(other) => Error::Pool(self.secrets.scrub(other)),
             Failure::Redis(error) if error.is_timeout() => Error::Timeout(op, self.op_timeout),
-            Failure::Redis(error) => Error::Redis { op, cause: self.secrets.scrub(error) },
+            Failure::Redis(error) => match refusal(&error) {
+                Some(kind) => Error::Reply { op, kind, cause: self.secrets.scrub(error) },
+                None => Error::Redis { op, cause: self.secrets.scrub(error) },
+            },
         }
+    }
+
+    /// One read of `key`, at most `max_value_bytes` plus one bytes of it:
+    /// `GETRANGE` returns the whole value when it is within the limit, and
+    /// one byte more than the limit tells a value over it.
+    async fn read_raw(&self, key: &str) -> Result<Raw, Error> {
+        let last = i64::try_from(self.max_value_bytes).unwrap_or(i64::MAX - 1);
+        let mut command = redis::cmd("GETRANGE");
+        command.arg(key).arg(0).arg(last);
+        let bytes: Vec<u8> = self.round_trip(Op::Get, Request::Command(&command)).await?;
+        if bytes.is_empty() {
+            Ok(Raw::Absent)
+        } else if bytes.len() > self.max_value_bytes {
+            tracing::warn!(
+                key = %key,
+                limit = self.max_value_bytes,
+                "ignoring a redis value larger than the limit; the next store replaces it",
+            );
+            self.observer.oversized_value();
+            Ok(Raw::Oversized)
+        } else {
+            Ok(Raw::Bytes(Arc::new(bytes)))
+        }
+    }
+
+    /// `stored` with a `fetched_at` beyond now plus [`FETCHED_AT_SKEW`]
+    /// brought back to now.
+    fn clamp<T>(&self, key: &str, mut stored: Stored<T>) -> Stored<T> {
+        let now = self.clock.now();
+        if stored.fetched_at > now + FETCHED_AT_SKEW {
+            let ahead = stored.fetched_at.duration_since(now).unwrap_or_default();
+            tracing::debug!(key = %key, ?ahead, "a redis value was fetched in the future; reading it as fetched now");
+            stored.fetched_at = now;
+        }
+        stored
     }
 
     /// Reads one reply of a pipeline. A reply of the wrong shape means the
@@ -526,12 +689,31 @@ impl Shared {
         })
     }
 
+    fn heard_answer(&self) {
+        self.set_up(true);
+        // Read first: under load every operation lands here, and a store
+        // to a flag already set would only bounce its cache line.
+        if !self.answered.load(Ordering::Relaxed) {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn set_up(&self, up: bool) {
         let now = if up { UP } else { DOWN };
         if self.reachability.swap(now, Ordering::Relaxed) != now {
             self.observer.up_changed(up);
         }
     }
+}
+
+/// The kind of `error` if it is an error reply that refuses one command
+/// (rather than one saying the server cannot serve anyone now, which is an
+/// outage; see [`OUTAGE_CODES`]).
+fn refusal(error: &redis::RedisError) -> Option<ErrorReply> {
+    let replies = error.clone().into_server_errors()?;
+    let (_, reply) = replies.first()?;
+    let code = reply.code();
+    (!OUTAGE_CODES.contains(&code)).then(|| ErrorReply::from_code(code))
 }
 
 /// Whether `error` leaves its connection unfit for more requests: the

@@ -81,6 +81,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub redis_pool_size: u64,
 
+    /// Milliseconds between background PINGs to Redis (each under the Redis timeout), skipped while requests reach
+    /// Redis anyway; `/health` and `position_cache_redis_up` follow them, with or without traffic.
+    #[arg(long = "redis-health-interval-ms", env = "REDIS_HEALTH_INTERVAL_MS", default_value_t = 1000,
+          value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub redis_health_interval_ms: u64,
+
+    /// Largest value, in bytes, read from Redis; a larger one is a miss, counted, and never fetched whole.
+    #[arg(long = "redis-max-value-bytes", env = "REDIS_MAX_VALUE_BYTES", default_value_t = 1 << 20,
+          value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1024..=536_870_912))]
+    pub redis_max_value_bytes: u64,
+
     /// Where fresh positions come from: `ledger:DIR` (trades.csv and prices.csv in DIR), an `http://` or
     /// `https://` upstream base URL (credentials in it are sent as Basic authorization), or `sample` for the
     /// ledger bundled in the binary.
@@ -275,6 +286,11 @@ impl Config {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    /// How often the Redis tier's health probe runs.
+    pub fn redis_health_interval(&self) -> Duration {
+        Duration::from_millis(self.redis_health_interval_ms)
+    }
+
     /// The limit on a request's headers.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
@@ -342,6 +358,8 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1:8080".parse().expect("address"));
         assert_eq!((c.refresh_concurrency, c.refresh_timeout_ms, c.refresh_queue_timeout_ms), (32, 5000, 1000));
         assert_eq!(c.admin_token, None);
+        assert_eq!(c.redis_health_interval(), Duration::from_secs(1));
+        assert_eq!(c.redis_max_value_bytes, 1 << 20);
     }
 
     #[test]
@@ -386,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 10] = [
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
             (&["--ttl-sec", "0"], "POSITION_CACHE_TTL_SEC"),
             (&["--max=-5"], "POSITION_CACHE_MAX"),
@@ -395,6 +413,8 @@ mod tests {
             (&["--cache-enabled", "maybe"], "POSITION_CACHE_ENABLED"),
             (&["--refresh-queue-timeout-ms", "0"], "REFRESH_QUEUE_TIMEOUT_MS"),
             (&["--refresh-queue-timeout-ms", "3600001"], "REFRESH_QUEUE_TIMEOUT_MS"),
+            (&["--redis-health-interval-ms", "0"], "REDIS_HEALTH_INTERVAL_MS"),
+            (&["--redis-max-value-bytes", "10"], "REDIS_MAX_VALUE_BYTES"),
         ];
         for (args, var) in cases {
             let Err(ConfigError::Invalid(line)) = parse(args) else { panic!("{args:?} was accepted") };

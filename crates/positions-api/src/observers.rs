@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refresh::{FlightKind, Outcome, Refresh};
-use telemetry::{BreakerState, Metrics, RedisOp};
+use telemetry::{BreakerState, Metrics, RedisErrorReply, RedisOp};
 
 /// Counts the loader's events.
 #[derive(Debug)]
@@ -78,8 +78,22 @@ impl cache_redis::Observer for RedisMetrics {
         self.metrics.tier2.record_error(op);
     }
 
+    fn error_reply(&self, _op: cache_redis::Op, kind: cache_redis::ErrorReply) {
+        let kind = match kind {
+            cache_redis::ErrorReply::Oom => RedisErrorReply::Oom,
+            cache_redis::ErrorReply::ReadOnly => RedisErrorReply::ReadOnly,
+            cache_redis::ErrorReply::WrongType => RedisErrorReply::WrongType,
+            cache_redis::ErrorReply::Other => RedisErrorReply::Other,
+        };
+        self.metrics.tier2.record_error_reply(kind);
+    }
+
     fn corrupt_value(&self) {
         self.metrics.tier2.record_corrupt_value();
+    }
+
+    fn oversized_value(&self) {
+        self.metrics.tier2.record_oversized_value();
     }
 
     fn breaker_changed(&self, state: cache_redis::BreakerState) {

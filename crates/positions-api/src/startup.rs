@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::{Policy, SystemClock};
+use cache_core::{Clock, Policy, SystemClock};
 use cache_redis::RedisTier;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -90,25 +90,49 @@ pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
     })
 }
 
-/// The Redis tier the configuration names, if any. It does not connect:
-/// start-up never waits for Redis, and a Redis that is down at start-up is
-/// picked up when it comes back.
+/// The Redis tier the configuration names, if any, reading the time from
+/// the system clock. It does not connect: start-up never waits for Redis,
+/// and a Redis that is down at start-up is picked up when it comes back.
+///
+/// Without `REDIS_URL` the Redis gauges stay out of `/metrics` altogether:
+/// there is nothing to be up or down, and a 0 would page someone.
 ///
 /// # Errors
 ///
 /// A [`StartupError`] naming `REDIS_URL` if the URL is unusable.
 pub fn redis(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<RedisTier>, StartupError> {
+    redis_with_clock(config, metrics, Arc::new(SystemClock))
+}
+
+/// As [`redis`], reading the time from `clock` (the service's), against
+/// which the tier clamps a stored `fetched_at` in the future.
+///
+/// # Errors
+///
+/// As [`redis`].
+pub fn redis_with_clock(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<RedisTier>, StartupError> {
     let Some(url) = &config.redis_url else {
-        metrics.tier2.set_up(false);
         return Ok(None);
     };
-    let mut redis_config = cache_redis::Config::new(url.clone());
-    redis_config.namespace.clone_from(&config.redis_namespace);
-    redis_config.op_timeout = config.redis_timeout();
-    redis_config.pool_size = std::num::NonZeroUsize::new(usize::try_from(config.redis_pool_size).unwrap_or(16))
-        .unwrap_or(std::num::NonZeroUsize::MIN);
+    let redis_config = cache_redis::Config {
+        namespace: config.redis_namespace.clone(),
+        op_timeout: config.redis_timeout(),
+        pool_size: std::num::NonZeroUsize::new(usize::try_from(config.redis_pool_size).unwrap_or(16))
+            .unwrap_or(std::num::NonZeroUsize::MIN),
+        health_interval: config.redis_health_interval(),
+        max_value_bytes: usize::try_from(config.redis_max_value_bytes).unwrap_or(usize::MAX),
+        ..cache_redis::Config::new(url.clone())
+    };
+    // The gauges appear now, down and closed until the first probe answers
+    // (within milliseconds of start-up, if Redis is there).
+    metrics.tier2.set_up(false);
+    metrics.tier2.set_breaker(telemetry::BreakerState::Closed);
     let observer = Arc::new(RedisMetrics { metrics: Arc::clone(metrics) });
-    let tier = RedisTier::with_observer(redis_config, observer)
+    let tier = RedisTier::with_observer_and_clock(redis_config, observer, clock)
         .map_err(|e| StartupError { setting: "REDIS_URL", reason: e.to_string() })?;
     tracing::info!(url = tier.redacted_url(), namespace = tier.namespace(), "redis tier configured");
     Ok(Some(tier))
@@ -121,9 +145,9 @@ pub fn redis(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<RedisTier
 /// A [`StartupError`] if the source or Redis cannot be set up.
 pub fn build(config: &Config) -> Result<Arc<App>, StartupError> {
     let metrics = Arc::new(Metrics::new());
-    let redis = redis(config, &metrics)?;
-    let service =
-        Service::new(&service_options(config), source(config)?, Arc::clone(&metrics), Arc::new(SystemClock), redis);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let redis = redis_with_clock(config, &metrics, Arc::clone(&clock))?;
+    let service = Service::new(&service_options(config), source(config)?, Arc::clone(&metrics), clock, redis);
     Ok(Arc::new(App::new(service, metrics, config.admin_token.clone())))
 }
 

@@ -62,6 +62,8 @@ fn help_documents_every_variable() {
         "REDIS_NAMESPACE",
         "REDIS_TIMEOUT_MS",
         "REDIS_POOL_SIZE",
+        "REDIS_HEALTH_INTERVAL_MS",
+        "REDIS_MAX_VALUE_BYTES",
         "LOG_FORMAT",
         "HTTP_HEADER_TIMEOUT_MS",
         "SHUTDOWN_GRACE_MS",

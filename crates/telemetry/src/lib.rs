@@ -68,9 +68,11 @@
 //! | `position_cache_redis_hits_total` | counter | | tier-2 (Redis) reads that found a usable value |
 //! | `position_cache_redis_misses_total` | counter | | tier-2 reads that found nothing usable |
 //! | `position_cache_redis_errors_total` | counter | `op`: `get`, `set`, `delete`, `scan`, `connect`, `ping` | tier-2 operations that failed |
+//! | `position_cache_redis_error_replies_total` | counter | `kind`: `oom`, `readonly`, `wrongtype`, `other` | tier-2 operations Redis refused with an error reply (also in `errors`; not an outage) |
 //! | `position_cache_redis_corrupt_values_total` | counter | | tier-2 values that could not be decoded and were ignored |
-//! | `position_cache_redis_up` | gauge | | 1 while tier 2 answers, 0 while it does not or is not configured |
-//! | `position_cache_redis_breaker_state` | gauge | | tier-2 circuit breaker: 0 closed, 1 half-open, 2 open |
+//! | `position_cache_redis_oversized_values_total` | counter | | tier-2 values over `REDIS_MAX_VALUE_BYTES`, read as misses |
+//! | `position_cache_redis_up` | gauge | | 1 while tier 2 answers (operations or the health probe), 0 while it does not; absent without Redis |
+//! | `position_cache_redis_breaker_state` | gauge | | tier-2 circuit breaker: 0 closed, 1 half-open, 2 open; absent without Redis |
 //! | `position_source_fetch_duration_seconds` | histogram | `source`: `ledger`, `http`; `outcome`: `ok`, `error`, `timeout`, `panicked` | time to load one wallet from the source; buckets 1 ms to 10 s |
 //! | `http_requests_total` | counter | `route` (template), `method`, `status` | HTTP requests answered |
 //! | `http_request_duration_seconds` | histogram | `route` (template), `method`, `status` | time to answer an HTTP request; buckets 50 µs to 10 s |
@@ -139,4 +141,4 @@ pub use memory::MemoryMetrics;
 pub use metrics::{CONTENT_TYPE, Metrics};
 pub use observer::MemoryTierObserver;
 pub use source::{Outcome, Source, SourceMetrics};
-pub use tier2::{BreakerState, RedisOp, Tier2Metrics};
+pub use tier2::{BreakerState, RedisErrorReply, RedisOp, Tier2Metrics};

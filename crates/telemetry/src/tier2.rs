@@ -1,10 +1,20 @@
 //! Tier 2, the shared Redis cache: reads found and not found, failures by
-//! operation, undecodable values, reachability and the circuit breaker.
+//! operation, error replies by kind, undecodable and oversized values,
+//! reachability and the circuit breaker.
 //!
 //! The Redis tier records here; it owns the decisions (what counts as a
 //! usable value, when the breaker opens), this module only names them.
+//!
+//! The two gauges (`position_cache_redis_up`, `_breaker_state`) are left
+//! out of the exposition until first set, which the service does only when
+//! Redis is configured: a replica without Redis shows no `up` gauge at
+//! all, rather than a 0 that an alert on "Redis down" would page for.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -54,7 +64,46 @@ impl RedisOp {
     }
 }
 
-label_value_by_as_str!(RedisOp);
+/// The kind of an error reply from Redis, as the `kind` label of
+/// `position_cache_redis_error_replies_total`: Redis answered and refused
+/// one command, which is not an outage.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::RedisErrorReply;
+///
+/// assert_eq!(RedisErrorReply::Oom.as_str(), "oom");
+/// assert_eq!(RedisErrorReply::ALL.len(), 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedisErrorReply {
+    /// `OOM`: at `maxmemory` with `noeviction`, writes are refused.
+    Oom,
+    /// `READONLY`: a replica refuses writes.
+    ReadOnly,
+    /// `WRONGTYPE`: the key holds another type of value.
+    WrongType,
+    /// Any other error reply.
+    Other,
+}
+
+impl RedisErrorReply {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 4] = [Self::Oom, Self::ReadOnly, Self::WrongType, Self::Other];
+
+    /// The label value: the kind in lower case.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Oom => "oom",
+            Self::ReadOnly => "readonly",
+            Self::WrongType => "wrongtype",
+            Self::Other => "other",
+        }
+    }
+}
+
+label_value_by_as_str!(RedisOp, RedisErrorReply);
 
 /// The Redis tier's circuit breaker, as the value of
 /// `position_cache_redis_breaker_state`.
@@ -120,9 +169,12 @@ pub struct Tier2Metrics {
     /// `increase(...[5m]) > 0` then fires on the first error instead of
     /// missing it while the series is born.
     errors: [Counter; RedisOp::ALL.len()],
+    /// One counter per [`RedisErrorReply`], made up front like `errors`.
+    error_replies: [Counter; RedisErrorReply::ALL.len()],
     corrupt_values: Counter,
-    up: Gauge,
-    breaker_state: Gauge,
+    oversized_values: Counter,
+    up: ConfiguredGauge,
+    breaker_state: ConfiguredGauge,
 }
 
 impl Tier2Metrics {
@@ -131,13 +183,17 @@ impl Tier2Metrics {
         // `RedisOp::ALL` is in declaration order, so position `i` holds the
         // operation whose discriminant is `i`; `record_error` relies on that.
         let errors = RedisOp::ALL.map(|op| errors_family.get_or_create_owned(&OpLabels { op }));
+        let replies_family = Family::<KindLabels, Counter>::default();
+        let error_replies = RedisErrorReply::ALL.map(|kind| replies_family.get_or_create_owned(&KindLabels { kind }));
         let metrics = Self {
             hits: Counter::default(),
             misses: Counter::default(),
             errors,
+            error_replies,
             corrupt_values: Counter::default(),
-            up: Gauge::default(),
-            breaker_state: Gauge::default(),
+            oversized_values: Counter::default(),
+            up: ConfiguredGauge::default(),
+            breaker_state: ConfiguredGauge::default(),
         };
         registry.register(
             "position_cache_redis_hits",
@@ -155,18 +211,28 @@ impl Tier2Metrics {
             errors_family,
         );
         registry.register(
+            "position_cache_redis_error_replies",
+            "Tier-2 (Redis) operations that Redis refused with an error reply, by kind (also counted as errors; not outages)",
+            replies_family,
+        );
+        registry.register(
             "position_cache_redis_corrupt_values",
             "Tier-2 (Redis) values that could not be decoded and were ignored",
             metrics.corrupt_values.clone(),
         );
         registry.register(
+            "position_cache_redis_oversized_values",
+            "Tier-2 (Redis) values larger than REDIS_MAX_VALUE_BYTES, read as misses without being fetched whole",
+            metrics.oversized_values.clone(),
+        );
+        registry.register(
             "position_cache_redis_up",
-            "Whether tier 2 (Redis) answered its last operation: 1 up, 0 down or not configured",
+            "Whether tier 2 (Redis) answered its last operation or health probe: 1 up, 0 down; absent without Redis",
             metrics.up.clone(),
         );
         registry.register(
             "position_cache_redis_breaker_state",
-            "Tier-2 (Redis) circuit breaker state: 0 closed, 1 half-open, 2 open",
+            "Tier-2 (Redis) circuit breaker state: 0 closed, 1 half-open, 2 open; absent without Redis",
             metrics.breaker_state.clone(),
         );
         metrics
@@ -187,25 +253,72 @@ impl Tier2Metrics {
         self.errors[op as usize].inc();
     }
 
+    /// Counts an operation that Redis refused with an error reply of
+    /// `kind` (count it with [`record_error`](Self::record_error) too).
+    pub fn record_error_reply(&self, kind: RedisErrorReply) {
+        self.error_replies[kind as usize].inc();
+    }
+
     /// Counts a value that was found but could not be decoded.
     pub fn record_corrupt_value(&self) {
         self.corrupt_values.inc();
     }
 
-    /// Sets whether Redis is reachable now.
+    /// Counts a value that was found but is larger than the limit.
+    pub fn record_oversized_value(&self) {
+        self.oversized_values.inc();
+    }
+
+    /// Sets whether Redis is reachable now. The gauge appears in the
+    /// exposition at the first call: do not call it without Redis.
     pub fn set_up(&self, up: bool) {
         self.up.set(i64::from(up));
     }
 
-    /// Sets the circuit breaker's state.
+    /// Sets the circuit breaker's state. The gauge appears in the
+    /// exposition at the first call, as [`set_up`](Self::set_up)'s does.
     pub fn set_breaker(&self, state: BreakerState) {
         self.breaker_state.set(state.value());
+    }
+}
+
+/// A gauge left out of the exposition (no `# HELP`, no `# TYPE`, no
+/// sample) until it is first set.
+#[derive(Debug, Clone, Default)]
+struct ConfiguredGauge {
+    gauge: Gauge,
+    set: Arc<AtomicBool>,
+}
+
+impl ConfiguredGauge {
+    fn set(&self, value: i64) {
+        self.gauge.set(value);
+        self.set.store(true, Ordering::Relaxed);
+    }
+}
+
+impl EncodeMetric for ConfiguredGauge {
+    fn encode(&self, encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.gauge.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.set.load(Ordering::Relaxed)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OpLabels {
     op: RedisOp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: RedisErrorReply,
 }
 
 #[cfg(test)]
@@ -241,9 +354,45 @@ mod tests {
     }
 
     #[test]
+    fn error_replies_are_counted_by_kind_from_zero() {
+        let metrics = Metrics::new();
+        let replies = |text: &str, kind: &str| {
+            sample(text, &format!("position_cache_redis_error_replies_total{{kind=\"{kind}\"}}"))
+        };
+        let text = metrics.encode();
+        for kind in ["oom", "readonly", "wrongtype", "other"] {
+            assert_eq!(replies(&text, kind), Some(0.0), "{kind}");
+        }
+        metrics.tier2.record_error_reply(RedisErrorReply::Oom);
+        metrics.tier2.record_error_reply(RedisErrorReply::Oom);
+        metrics.tier2.record_error_reply(RedisErrorReply::WrongType);
+        metrics.tier2.record_oversized_value();
+        let text = metrics.encode();
+        assert_eq!(replies(&text, "oom"), Some(2.0));
+        assert_eq!(replies(&text, "wrongtype"), Some(1.0));
+        assert_eq!(replies(&text, "readonly"), Some(0.0));
+        assert_eq!(sample(&text, "position_cache_redis_oversized_values_total"), Some(1.0));
+    }
+
+    #[test]
+    fn the_gauges_are_absent_until_redis_is_configured() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        for gauge in ["position_cache_redis_up", "position_cache_redis_breaker_state"] {
+            assert!(!text.contains(gauge), "{gauge} shows without redis:\n{text}");
+        }
+        crate::exposition::parse_strict(&text).unwrap();
+        metrics.tier2.set_breaker(BreakerState::Closed);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "position_cache_redis_breaker_state"), Some(0.0));
+        assert!(!text.contains("position_cache_redis_up"), "each gauge appears when set");
+        metrics.tier2.set_up(false);
+        assert_eq!(sample(&metrics.encode(), "position_cache_redis_up"), Some(0.0));
+    }
+
+    #[test]
     fn breaker_states_render_as_zero_one_two() {
         let metrics = Metrics::new();
-        assert_eq!(sample(&metrics.encode(), "position_cache_redis_breaker_state"), Some(0.0), "starts closed");
         for (state, value) in [(BreakerState::Open, 2.0), (BreakerState::HalfOpen, 1.0), (BreakerState::Closed, 0.0)] {
             metrics.tier2.set_breaker(state);
             assert_eq!(sample(&metrics.encode(), "position_cache_redis_breaker_state"), Some(value), "{state:?}");
@@ -253,7 +402,6 @@ mod tests {
     #[test]
     fn reads_corruption_and_reachability_render() {
         let metrics = Metrics::new();
-        assert_eq!(sample(&metrics.encode(), "position_cache_redis_up"), Some(0.0), "down until told otherwise");
         metrics.tier2.set_up(true);
         metrics.tier2.record_hit();
         metrics.tier2.record_hit();

@@ -1,7 +1,10 @@
 //! The service with Redis as tier 2, against real `redis-server` processes
-//! that the tests start, kill, restart and freeze.
+//! that the tests start, kill, restart and freeze, and that refuse what
+//! they are asked.
 
 mod faults;
+mod health;
+mod refusals;
 mod sharing;
 
 use std::sync::Arc;

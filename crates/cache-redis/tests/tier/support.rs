@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_redis::testing::RedisServer;
-use cache_redis::{BreakerState, Config, Observer, Op, RedisTier};
+use cache_redis::{BreakerState, Config, ErrorReply, Observer, Op, RedisTier};
 use deadpool_redis::redis;
 use tokio::time::Instant;
 
@@ -16,7 +16,9 @@ pub(crate) struct Counts {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) corrupt: AtomicU64,
+    pub(crate) oversized: AtomicU64,
     errors: [AtomicU64; Op::ALL.len()],
+    replies: [AtomicU64; ErrorReply::ALL.len()],
     rejected: [AtomicU64; Op::ALL.len()],
     pub(crate) breaker: Mutex<Vec<BreakerState>>,
     pub(crate) up: Mutex<Vec<bool>>,
@@ -29,6 +31,10 @@ impl Counts {
 
     pub(crate) fn errors_of(&self, op: Op) -> u64 {
         self.errors[op as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn replies_of(&self, kind: ErrorReply) -> u64 {
+        self.replies[kind as usize].load(Ordering::Relaxed)
     }
 
     pub(crate) fn rejected(&self) -> u64 {
@@ -55,6 +61,12 @@ impl Observer for Counts {
     }
     fn corrupt_value(&self) {
         self.corrupt.fetch_add(1, Ordering::Relaxed);
+    }
+    fn error_reply(&self, _op: Op, kind: ErrorReply) {
+        self.replies[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    fn oversized_value(&self) {
+        self.oversized.fetch_add(1, Ordering::Relaxed);
     }
     fn breaker_changed(&self, state: BreakerState) {
         self.breaker.lock().unwrap().push(state);
@@ -104,4 +116,27 @@ pub(crate) async fn db_size(server: &RedisServer) -> u64 {
 pub(crate) async fn pttl(server: &RedisServer, key: &str) -> i64 {
     let mut connection = server.connection().await;
     redis::cmd("PTTL").arg(key).query_async(&mut connection).await.expect("PTTL")
+}
+
+/// A field of `INFO`, e.g. `total_net_output_bytes`, on a connection of the
+/// test's own.
+pub(crate) async fn info_field(server: &RedisServer, field: &str) -> u64 {
+    let mut connection = server.connection().await;
+    let info: String = redis::cmd("INFO").query_async(&mut connection).await.expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO has no numeric {field}"))
+}
+
+/// Calls of `command` so far, from `INFO commandstats`.
+pub(crate) async fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let mut connection = server.connection().await;
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut connection).await.expect("INFO");
+    info.lines()
+        .find_map(|line| {
+            let fields = line.strip_prefix("cmdstat_")?.strip_prefix(command)?.strip_prefix(':')?;
+            fields.split(',').find_map(|field| field.strip_prefix("calls="))?.parse().ok()
+        })
+        .unwrap_or(0)
 }

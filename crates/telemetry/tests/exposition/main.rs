@@ -9,13 +9,14 @@ use std::time::Duration;
 use cache_core::{Cache, Policy};
 use telemetry::exposition::{Family, parse_strict};
 use telemetry::{
-    BreakerState, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisOp, Source,
+    BreakerState, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisErrorReply,
+    RedisOp, Source,
 };
 
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
 
 /// Every registered family, in exposition order, with its type.
-const FAMILIES: [(&str, &str); 20] = [
+const FAMILIES: [(&str, &str); 22] = [
     ("position_cache_hits", "counter"),
     ("position_cache_misses", "counter"),
     ("position_cache_evictions", "counter"),
@@ -30,7 +31,9 @@ const FAMILIES: [(&str, &str); 20] = [
     ("position_cache_redis_hits", "counter"),
     ("position_cache_redis_misses", "counter"),
     ("position_cache_redis_errors", "counter"),
+    ("position_cache_redis_error_replies", "counter"),
     ("position_cache_redis_corrupt_values", "counter"),
+    ("position_cache_redis_oversized_values", "counter"),
     ("position_cache_redis_up", "gauge"),
     ("position_cache_redis_breaker_state", "gauge"),
     ("position_source_fetch_duration_seconds", "histogram"),
@@ -66,7 +69,9 @@ fn exercise_everything(metrics: &Arc<Metrics>) {
     metrics.tier2.record_hit();
     metrics.tier2.record_miss();
     metrics.tier2.record_error(RedisOp::Set);
+    metrics.tier2.record_error_reply(RedisErrorReply::Oom);
     metrics.tier2.record_corrupt_value();
+    metrics.tier2.record_oversized_value();
     metrics.tier2.set_up(true);
     metrics.tier2.set_breaker(BreakerState::Closed);
     metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(240));
@@ -146,9 +151,17 @@ fn a_fresh_exposition_is_well_formed_and_reads_zero() {
     assert_eq!(family(&families, "position_cache_memory_events").samples.len(), 7);
     assert_eq!(family(&families, "position_cache_redis_errors").samples.len(), 6);
     assert_eq!(family(&families, "position_cache_queue_timeouts").samples.len(), 2);
+    assert_eq!(family(&families, "position_cache_redis_error_replies").samples.len(), 4);
     // Families keyed by open label values get their first series on first
-    // use, and until then are left out, descriptors and all.
-    let lazy = ["position_source_fetch_duration_seconds", "http_requests", "http_request_duration_seconds"];
+    // use, and until then are left out, descriptors and all; so are the
+    // Redis gauges, until the service says Redis is configured.
+    let lazy = [
+        "position_source_fetch_duration_seconds",
+        "http_requests",
+        "http_request_duration_seconds",
+        "position_cache_redis_up",
+        "position_cache_redis_breaker_state",
+    ];
     let declared: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
     let expected: Vec<&str> = FAMILIES.iter().map(|(name, _)| *name).filter(|name| !lazy.contains(name)).collect();
     assert_eq!(declared, expected);
