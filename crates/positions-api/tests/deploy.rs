@@ -331,4 +331,49 @@ fn metrics_answer_prometheus_in_openmetrics_and_everyone_else_in_the_classic_for
             assert!(ok && report.trim().is_empty(), "promtool check metrics: {report}\n{}", classic.body);
         }
     }
+
+    // Every series the Prometheus rules read is one the service exposes, so
+    // that no alert goes quiet because a name drifted.
+    let exposed: Vec<&str> =
+        openmetrics.body.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    let rules = std::fs::read_to_string(deploy_dir().join("prometheus/rules.yaml")).expect("the rules");
+    let rules: Value = serde_yaml::from_str(&rules).expect("YAML rules");
+    let mut read = 0;
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let expr = text(rule, "expr");
+            for name in metric_names(expr) {
+                assert!(exposed.contains(&name), "rules.yaml reads {name}, which /metrics does not expose:\n{expr}");
+                read += 1;
+            }
+        }
+    }
+    assert!(read > 10, "the rules read the service's metrics");
+}
+
+/// The names in a PromQL expression that are this service's metrics (its
+/// families start with `position_` or `http_`; recording rules' names
+/// contain a colon and are left out).
+fn metric_names(expr: &str) -> impl Iterator<Item = &str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| !word.contains(':') && (word.starts_with("position_") || word.starts_with("http_")))
+}
+
+#[test]
+fn the_compose_file_sets_only_settings_the_binary_reads() {
+    let path = deploy_dir().join("compose.yaml");
+    let compose: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).expect("compose.yaml")).expect("YAML");
+    let help = help_text();
+    let env = at(&compose, "x-positions-api.environment").as_mapping().expect("the replicas' environment");
+    for name in env.keys().map(|k| k.as_str().expect("a name")) {
+        let read = help.contains(&format!("[env: {name}=")) || help.contains(&format!("[env: {name}]"));
+        assert!(read, "the binary does not read {name}, which compose.yaml sets");
+    }
+    // Prometheus scrapes both replicas on the port they listen on.
+    let config = std::fs::read_to_string(deploy_dir().join("prometheus/prometheus.yml")).expect("prometheus.yml");
+    let port = text(&compose, "x-positions-api.environment.POSITIONS_BIND").rsplit(':').next().expect("a port");
+    for replica in ["positions-api-a", "positions-api-b"] {
+        assert!(at(&compose, "services").get(replica).is_some(), "no service {replica}");
+        assert!(config.contains(&format!("\"{replica}:{port}\"")), "Prometheus does not scrape {replica}:{port}");
+    }
 }
