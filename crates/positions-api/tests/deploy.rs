@@ -351,7 +351,7 @@ fn metrics_answer_prometheus_in_openmetrics_and_everyone_else_in_the_classic_for
     assert!(read > 10, "the rules read the service's metrics");
 }
 
-/// The names in a PromQL expression that are this service's metrics (its
+/// The names in a `PromQL` expression that are this service's metrics (its
 /// families start with `position_` or `http_`; recording rules' names
 /// contain a colon and are left out).
 fn metric_names(expr: &str) -> impl Iterator<Item = &str> {
