@@ -21,7 +21,7 @@
 //!
 //! What it is not: a general converter. It relies on prometheus-client's
 //! layout (`# HELP`, then `# TYPE`, then `# UNIT`, then the samples, one
-//! family at a time), which `tests` pins with promtool and with
+//! family at a time), which this crate's tests pin with promtool and with
 //! [`crate::exposition`].
 
 use std::fmt::Write as _;
