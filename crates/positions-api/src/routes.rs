@@ -124,7 +124,7 @@ impl App {
             "/health" if read => ("/health", Ok(self.health())),
             "/livez" if read => ("/livez", Ok(json(StatusCode::OK, &Status { status: "ok" }))),
             "/readyz" if read => ("/readyz", Ok(self.readyz())),
-            "/metrics" if read => ("/metrics", Ok(self.metrics())),
+            "/metrics" if read => ("/metrics", Ok(self.metrics(request))),
             "/health" | "/livez" | "/readyz" | "/metrics" => (route_name(path), not_allowed("GET, HEAD")),
             _ => (telemetry::HttpMetrics::UNMATCHED_ROUTE, Err(ApiError::NotFound(shorten(path)))),
         };
@@ -233,10 +233,16 @@ impl App {
         }
     }
 
-    fn metrics(&self) -> HttpResponse {
+    /// `OpenMetrics` for a scraper that asks for it (Prometheus does), the
+    /// classic text format 0.0.4 for everyone else (`curl`, `promtool check
+    /// metrics`); `Vary: Accept` since the body depends on it.
+    fn metrics<B>(&self, request: &Request<B>) -> HttpResponse {
         self.service.update_gauges();
-        let mut response = Response::new(Body::full(self.metrics.encode()));
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(telemetry::CONTENT_TYPE));
+        let accept = request.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+        let format = telemetry::Format::negotiate(accept);
+        let mut response = Response::new(Body::full(self.metrics.encode_as(format)));
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        response.headers_mut().insert(http::header::VARY, HeaderValue::from_static("accept"));
         response
     }
 }

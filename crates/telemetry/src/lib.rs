@@ -10,8 +10,10 @@
 //! [`http`](Metrics::http)), and their methods take enums rather than free
 //! strings wherever the set of label values is closed, so a call site cannot
 //! invent a new series by accident. [`Metrics::encode`] renders everything
-//! as [OpenMetrics] text for `GET /metrics`, to be served with
-//! [`CONTENT_TYPE`].
+//! as [OpenMetrics] text, to be served with [`CONTENT_TYPE`];
+//! [`Metrics::encode_text`] as the classic Prometheus text format 0.0.4,
+//! with [`TEXT_CONTENT_TYPE`]. `GET /metrics` picks one with
+//! [`Format::negotiate`] from the scraper's `Accept` header.
 //!
 //! [`MemoryTierObserver`] adapts `cache-core`'s
 //! [`Observer`](cache_core::Observer) trait, so the memory tier's events
@@ -19,7 +21,7 @@
 //!
 //! What it is not: it serves no HTTP, spawns no task and depends on no async
 //! runtime, HTTP library or Redis client; the service owns the `/metrics`
-//! route and calls [`Metrics::encode`]. It decides no cache policy either:
+//! route and calls [`Metrics::encode_as`]. It decides no cache policy either:
 //! the service decides what a request counts as and reports it here.
 //!
 //! # Examples
@@ -48,7 +50,8 @@
 //!
 //! # Metric reference
 //!
-//! Names as exposed (prometheus-client adds `_total` to counters). "Per
+//! Names as exposed (prometheus-client adds `_total` to counters; the
+//! classic text format also describes them under that name). "Per
 //! request" counters are counted once per `GET /v4/positions/{wallet}` by the
 //! service, whichever tier answered.
 //!
@@ -125,7 +128,9 @@ macro_rules! label_value_by_as_str {
 }
 
 mod cache;
+mod classic;
 pub mod exposition;
+mod format;
 mod http;
 mod memory;
 mod metrics;
@@ -136,9 +141,10 @@ mod testing;
 mod tier2;
 
 pub use cache::{CacheCounts, CacheMetrics, LoadKind, Lookup};
+pub use format::{CONTENT_TYPE, Format, TEXT_CONTENT_TYPE};
 pub use http::{HttpMetrics, HttpSeries, Method};
 pub use memory::MemoryMetrics;
-pub use metrics::{CONTENT_TYPE, Metrics};
+pub use metrics::Metrics;
 pub use observer::MemoryTierObserver;
 pub use source::{Outcome, Source, SourceMetrics};
 pub use tier2::{BreakerState, RedisErrorReply, RedisOp, Tier2Metrics};

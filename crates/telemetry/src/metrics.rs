@@ -1,4 +1,5 @@
-//! The registry that holds every family, and its encoding as `OpenMetrics` text.
+//! The registry that holds every family, and its encoding as `OpenMetrics`
+//! text or the classic Prometheus text format.
 //!
 //! All families are registered once, in [`Metrics::new`]; nothing is added
 //! later, so the registry needs no lock and encoding only reads atomics.
@@ -7,14 +8,12 @@ use prometheus_client::encoding::text;
 use prometheus_client::registry::Registry;
 
 use crate::cache::CacheMetrics;
+use crate::classic;
+use crate::format::Format;
 use crate::http::HttpMetrics;
 use crate::memory::MemoryMetrics;
 use crate::source::SourceMetrics;
 use crate::tier2::Tier2Metrics;
-
-/// The content type of [`Metrics::encode`]'s output, for the `/metrics`
-/// response's `Content-Type` header.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Every metric the positions cache exposes, grouped by area.
 ///
@@ -67,7 +66,7 @@ impl Metrics {
     }
 
     /// Renders every family in the `OpenMetrics` text format, ending with `# EOF`, to be
-    /// served with [`CONTENT_TYPE`].
+    /// served with [`CONTENT_TYPE`](crate::CONTENT_TYPE).
     ///
     /// Values are read one by one while other threads keep recording, so a
     /// scrape is not one instant; each series is consistent on its own.
@@ -83,6 +82,42 @@ impl Metrics {
         text::encode(&mut out, &self.registry).expect("encoding metrics into a String cannot fail");
         out
     }
+
+    /// Renders every family in the classic Prometheus text format 0.0.4, to
+    /// be served with [`TEXT_CONTENT_TYPE`](crate::TEXT_CONTENT_TYPE): the
+    /// same samples as [`Metrics::encode`], with counters described under
+    /// their `_total` names and no `# UNIT` or `# EOF` lines, as `promtool
+    /// check metrics` and every 0.0.4 parser expect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let metrics = telemetry::Metrics::new();
+    /// metrics.cache.record_lookup(telemetry::Lookup::Hit);
+    /// let text = metrics.encode_text();
+    /// assert!(text.contains("# TYPE position_cache_hits_total counter\nposition_cache_hits_total 1\n"));
+    /// assert!(!text.contains("# EOF"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Never in practice, as [`Metrics::encode`].
+    pub fn encode_text(&self) -> String {
+        classic::from_openmetrics(&self.encode())
+    }
+
+    /// Renders every family in `format`: [`Metrics::encode`] or
+    /// [`Metrics::encode_text`].
+    ///
+    /// # Panics
+    ///
+    /// Never in practice, as [`Metrics::encode`].
+    pub fn encode_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.encode(),
+            Format::Text => self.encode_text(),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -96,9 +131,17 @@ mod tests {
     // The families' names, types and order are checked on the encoded text
     // by `tests/exposition`, with a strict parser.
     use super::*;
+    use crate::CONTENT_TYPE;
 
     #[test]
     fn content_type_is_openmetrics_1_0_0_in_utf8() {
         assert_eq!(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    }
+
+    #[test]
+    fn encode_as_picks_the_format() {
+        let metrics = Metrics::new();
+        assert!(metrics.encode_as(Format::OpenMetrics).ends_with("# EOF\n"));
+        assert!(metrics.encode_as(Format::Text).contains("# TYPE position_cache_hits_total counter\n"));
     }
 }

@@ -14,7 +14,10 @@ async fn metrics_are_valid_openmetrics_with_the_report_counters() {
     client.get(PATH).await;
     client.get("/nowhere").await;
 
-    let reply = client.get("/metrics").await;
+    // What Prometheus asks for; without it the answer is the classic text
+    // format (tested with promtool in crates/positions-api/tests/deploy.rs).
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let reply = client.send(http::Method::GET, "/metrics", &[("accept", accept)]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), telemetry::CONTENT_TYPE);
     let text = reply.text();

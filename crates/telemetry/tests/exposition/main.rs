@@ -2,6 +2,8 @@
 //! use, every line checked by a strict parser of the `OpenMetrics` text format (`checker`), and
 //! the values a dashboard would show compared with what was recorded.
 
+mod classic;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
