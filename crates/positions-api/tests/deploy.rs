@@ -307,7 +307,10 @@ fn the_image_builds_with_the_release_command_and_checks_livez() {
 fn metrics_answer_prometheus_in_openmetrics_and_everyone_else_in_the_classic_format() {
     let mut env = deployment_env(&manifest("deployment.yaml"));
     env.insert("POSITIONS_BIND".into(), "127.0.0.1:0".into());
-    env.remove("REDIS_URL");
+    // With Redis, as deployed: the Redis families exist only when it is
+    // configured, and the rules read them.
+    let redis = RedisServer::start();
+    env.insert("REDIS_URL".into(), redis.url());
     env.insert("POSITIONS_SOURCE".into(), "sample".into());
     let service = start(&env);
     // Some traffic, so the request families have series.
