@@ -241,18 +241,20 @@ pub fn glob(bytes: &[u8]) {
     wildcards_match_as_the_table_says(pattern, text);
 }
 
+/// One step of a pattern as the table matcher sees it.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    Byte(u8),
+    One,
+    Run,
+}
+
 /// Reads `shape` as wildcards (`*`, `?`) between literal pieces, builds the
 /// pattern with the pieces escaped, and compares its answer on `text` with
 /// a table of which pattern prefix matches which text prefix.
 fn wildcards_match_as_the_table_says(shape: &str, text: &str) {
     if shape.len().saturating_mul(text.len()) > ORACLE_CELLS {
         return;
-    }
-    #[derive(Clone, Copy)]
-    enum Item {
-        Byte(u8),
-        One,
-        Run,
     }
     let mut pattern = String::new();
     let mut items = Vec::new();

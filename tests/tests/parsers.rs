@@ -19,9 +19,12 @@ use proptest::prelude::*;
 use system_tests::fuzz_checks;
 use time::OffsetDateTime;
 
+/// A property check over arbitrary bytes.
+type Check = fn(&[u8]);
+
 /// Each fuzz target, by the name of its folder under `fuzz/corpus/` and
 /// `fuzz/regressions/`, with its check.
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+const TARGETS: [(&str, Check); 4] = [
     ("upstream_body", fuzz_checks::upstream_body),
     ("envelope", fuzz_checks::envelope),
     ("wallet", fuzz_checks::wallet),
@@ -58,7 +61,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn holds(check: fn(&[u8]), input: &[u8]) -> bool {
+fn holds(check: Check, input: &[u8]) -> bool {
     std::panic::catch_unwind(|| check(input)).is_ok()
 }
 
@@ -195,7 +198,9 @@ fn decimal_json() -> impl Strategy<Value = String> {
             text.push_str(&frac);
         }
         if let Some((e, sign, power)) = exponent {
-            text.push_str(&format!("{e}{sign}{power}"));
+            text.push_str(&e);
+            text.push_str(sign);
+            text.push_str(&power.to_string());
         }
         if quoted { format!("\"{text}\"") } else { text }
     })

@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod gen_ledger;
 mod tools;
 
@@ -21,6 +22,10 @@ commands:
   bench    every benchmark, against its peers; rewrites docs/benchmarks.md
            (--quick: a short, noisier pass of all of it; --only SECTION:
            one section, printed, the report left alone)
+  fuzz     the cargo-fuzz targets (upstream body, envelope, wallet, glob),
+           each from its seed corpus; fails on a crash, prints executions
+           and coverage per target; installs cargo-fuzz where missing
+           [--seconds 60] [--target NAME]
   gen-ledger
            a deterministic ledger for benchmarks
            [--wallets 100000] [--out target/ledger-100k] [--seed 1]
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         }
         Some("ci") => ci::run_ci(&args[1..]),
         Some("bench") => bench::run_bench(&args[1..]),
+        Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("gen-ledger") => gen_ledger::run(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");
