@@ -36,6 +36,10 @@ const TARGETS: [&str; 4] = ["upstream_body", "envelope", "wallet", "glob"];
 const SEEDS: &str = "fuzz/corpus";
 const GROWN: &str = "fuzz/grown";
 
+/// Where libFuzzer writes failing inputs (cargo fuzz's default), one folder
+/// per target.
+const ARTIFACTS: &str = "fuzz/artifacts";
+
 /// How long each target runs unless `--seconds` says otherwise.
 const DEFAULT_SECONDS: u64 = 60;
 
@@ -51,7 +55,7 @@ const CXX: Tool = Tool { program: "c++", package: "g++" };
 const FUZZ_FLAGS: [&str; 4] = ["--fuzz-dir", "fuzz", "--sanitizer", "none"];
 
 pub(crate) fn run_fuzz(args: &[String]) -> Result<()> {
-    let (seconds, targets) = parse_args(args)?;
+    let Options { seconds, targets, keep_going } = parse_args(args)?;
     tools::ensure(&[CXX])?;
     ensure_cargo_fuzz()?;
     eprintln!(
@@ -63,28 +67,34 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<()> {
     run(cargo().arg("fuzz").arg("build").args(FUZZ_FLAGS))?;
     let mut reports = Vec::new();
     for target in targets {
-        reports.push(fuzz_one(target, seconds)?);
+        reports.push(fuzz_one(target, seconds, keep_going)?);
     }
     eprintln!("\n{}", summary(&reports));
     let failed: Vec<&Report> = reports.iter().filter(|r| !r.passed).collect();
     if !failed.is_empty() {
         bail!(
-            "{} found a failing input ({}); replay one with `cargo fuzz run {} TARGET INPUT`",
+            "{} found failing inputs (listed above); replay one with `cargo fuzz run {} TARGET INPUT`",
             failed.iter().map(|r| r.target).collect::<Vec<_>>().join(", "),
-            failed
-                .iter()
-                .map(|r| r.artifact.as_deref().unwrap_or("see the output above"))
-                .collect::<Vec<_>>()
-                .join(", "),
             FUZZ_FLAGS.join(" ")
         );
     }
     Ok(())
 }
 
-fn parse_args(args: &[String]) -> Result<(u64, Vec<&'static str>)> {
+/// What the command line asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    seconds: u64,
+    targets: Vec<&'static str>,
+    /// Record each failing input and fuzz on, instead of stopping at the
+    /// first: so that a known bug does not cut a target's run short.
+    keep_going: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options> {
     let mut seconds = DEFAULT_SECONDS;
     let mut targets = Vec::new();
+    let mut keep_going = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -104,13 +114,14 @@ fn parse_args(args: &[String]) -> Result<(u64, Vec<&'static str>)> {
                 };
                 targets.push(target);
             }
-            other => bail!("`fuzz` takes --seconds N and --target NAME, got {other:?}"),
+            "--keep-going" => keep_going = true,
+            other => bail!("`fuzz` takes --seconds N, --target NAME and --keep-going, got {other:?}"),
         }
     }
     if targets.is_empty() {
         targets = TARGETS.to_vec();
     }
-    Ok((seconds, targets))
+    Ok(Options { seconds, targets, keep_going })
 }
 
 /// Installs cargo-fuzz where `cargo fuzz` does not run yet. It installs
@@ -144,14 +155,19 @@ struct Report {
     coverage: Option<String>,
     features: Option<String>,
     corpus: Option<String>,
-    /// Where libFuzzer wrote the failing input.
-    artifact: Option<String>,
+    /// Failing inputs counted in fork mode (`--keep-going`): crashes,
+    /// timeouts and out-of-memory runs.
+    failures: u64,
+    /// Where libFuzzer wrote failing inputs.
+    artifacts: Vec<String>,
 }
 
-fn fuzz_one(target: &'static str, seconds: u64) -> Result<Report> {
+fn fuzz_one(target: &'static str, seconds: u64, keep_going: bool) -> Result<Report> {
     let seeds = Path::new(SEEDS).join(target);
     let grown = Path::new(GROWN).join(target);
+    let artifacts = Path::new(ARTIFACTS).join(target);
     std::fs::create_dir_all(root().join(&grown)).with_context(|| format!("creating {}", grown.display()))?;
+    let artifacts_before = files_in(&root().join(&artifacts));
     let mut cmd = cargo();
     cmd.arg("fuzz")
         .arg("run")
@@ -164,6 +180,11 @@ fn fuzz_one(target: &'static str, seconds: u64) -> Result<Report> {
         .arg(format!("-timeout={INPUT_TIMEOUT_SECONDS}"))
         .arg("-print_final_stats=1")
         .stderr(Stdio::piped());
+    if keep_going {
+        // libFuzzer's fork mode runs the fuzzing in a child process that it
+        // restarts after a failure, merging what each child found.
+        cmd.args(["-fork=1", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1"]);
+    }
     eprintln!(
         "\n==> {target}: cargo fuzz run {} {target} {} {} -- -max_total_time={seconds} ...",
         FUZZ_FLAGS.join(" "),
@@ -177,16 +198,35 @@ fn fuzz_one(target: &'static str, seconds: u64) -> Result<Report> {
     for line in BufReader::new(stderr).lines() {
         let line = line.context("reading libFuzzer's output")?;
         read_line(&line, &mut report);
-        // Each new input is a line; the rest (start, pulses, the end, any
-        // failure in full) is what a reader needs.
-        if !(line.contains("\tNEW ") || line.contains("\tREDUCE ")) {
+        // Each new input, each newly covered function and each word of
+        // libFuzzer's suggested dictionary is a line; the rest (start,
+        // pulses, the end, any failure in full) is what a reader needs.
+        let noise = line.contains("\tNEW ")
+            || line.contains("\tREDUCE ")
+            || line.starts_with("\tNEW_FUNC")
+            || line.contains("\" # Uses: ");
+        if !noise {
             eprintln!("{line}");
         }
     }
     let status = child.wait().context("waiting for cargo fuzz")?;
     report.seconds = started.elapsed().as_secs_f64();
-    report.passed = status.success();
+    for file in files_in(&root().join(&artifacts)) {
+        if !artifacts_before.contains(&file) {
+            let path = artifacts.join(file).display().to_string();
+            if !report.artifacts.contains(&path) {
+                report.artifacts.push(path);
+            }
+        }
+    }
+    report.passed = status.success() && report.failures == 0 && report.artifacts.is_empty();
     Ok(report)
+}
+
+fn files_in(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.file_name())).collect())
+        .unwrap_or_default()
 }
 
 /// Takes what the report needs from one line of libFuzzer's output.
@@ -203,7 +243,7 @@ fn read_line(line: &str, report: &mut Report) {
     } else if let Some(n) = stat("new_units_added") {
         report.new_inputs = Some(n);
     } else if let Some(path) = line.split("Test unit written to ").nth(1) {
-        report.artifact = Some(path.trim().to_owned());
+        report.artifacts.push(path.trim().to_owned());
     } else if line.starts_with('#') && line.contains(" cov: ") {
         let field = |name: &str| {
             let mut words = line.split_whitespace();
@@ -213,6 +253,16 @@ fn read_line(line: &str, report: &mut Report) {
         report.coverage = field("cov:").or(report.coverage.take());
         report.features = field("ft:").or(report.features.take());
         report.corpus = field("corp:").or(report.corpus.take());
+        // Fork mode prints no final stats; its status lines
+        // (`#RUNS: cov: ... exec/s: N oom/timeout/crash: A/B/C ...`)
+        // carry the totals so far.
+        if let Some(runs) = line.strip_prefix('#').and_then(|rest| rest.split_once(": cov:")) {
+            report.executions = runs.0.parse().ok().or(report.executions);
+            report.executions_per_second = field("exec/s:").and_then(|n| n.parse().ok());
+            if let Some(counts) = field("oom/timeout/crash:") {
+                report.failures = counts.split('/').filter_map(|n| n.parse::<u64>().ok()).sum();
+            }
+        }
     }
 }
 
@@ -238,10 +288,10 @@ fn summary(reports: &[Report]) -> String {
             show(&r.features),
             show(&r.corpus),
             number(r.new_inputs),
-            match (&r.passed, &r.artifact) {
+            match (r.passed, r.artifacts.as_slice()) {
                 (true, _) => "ok".to_owned(),
-                (false, Some(path)) => format!("FAILED: {path}"),
-                (false, None) => "FAILED".to_owned(),
+                (false, []) => "FAILED".to_owned(),
+                (false, paths) => format!("FAILED: {}", paths.join(" ")),
             }
         );
     }
@@ -255,8 +305,14 @@ mod tests {
     #[test]
     fn arguments_are_read_and_checked() {
         let args = |a: &[&str]| parse_args(&a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-        assert_eq!(args(&[]).unwrap(), (DEFAULT_SECONDS, TARGETS.to_vec()));
-        assert_eq!(args(&["--seconds", "5", "--target", "glob"]).unwrap(), (5, vec!["glob"]));
+        assert_eq!(
+            args(&[]).unwrap(),
+            Options { seconds: DEFAULT_SECONDS, targets: TARGETS.to_vec(), keep_going: false }
+        );
+        assert_eq!(
+            args(&["--seconds", "5", "--target", "glob", "--target", "wallet", "--keep-going"]).unwrap(),
+            Options { seconds: 5, targets: vec!["glob", "wallet"], keep_going: true }
+        );
         for bad in [&["--seconds"][..], &["--seconds", "0"], &["--seconds", "x"], &["--target", "nope"], &["-x"]] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
@@ -284,6 +340,20 @@ mod tests {
             (report.coverage.as_deref(), report.features.as_deref(), report.corpus.as_deref()),
             (Some("25"), Some("40"), Some("12/3Kb"))
         );
-        assert_eq!(report.artifact.as_deref(), Some("fuzz/artifacts/glob/crash-abc"));
+        assert_eq!(report.artifacts, ["fuzz/artifacts/glob/crash-abc"]);
+    }
+
+    #[test]
+    fn fork_mode_status_lines_are_read() {
+        let mut report = Report::default();
+        read_line(
+            "#1200000: cov: 2716 ft: 8349 corp: 2476 exec/s: 30000 oom/timeout/crash: 0/1/2 time: 40s job: 9 dft_time: 0",
+            &mut report,
+        );
+        assert_eq!(
+            (report.executions, report.executions_per_second, report.failures),
+            (Some(1_200_000), Some(30000), 3)
+        );
+        assert_eq!((report.coverage.as_deref(), report.corpus.as_deref()), (Some("2716"), Some("2476")));
     }
 }

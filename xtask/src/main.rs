@@ -25,7 +25,8 @@ commands:
   fuzz     the cargo-fuzz targets (upstream body, envelope, wallet, glob),
            each from its seed corpus; fails on a crash, prints executions
            and coverage per target; installs cargo-fuzz where missing
-           [--seconds 60] [--target NAME]
+           [--seconds 60] [--target NAME]... [--keep-going: record each
+           failing input and fuzz on instead of stopping at the first]
   gen-ledger
            a deterministic ledger for benchmarks
            [--wallets 100000] [--out target/ledger-100k] [--seed 1]
