@@ -8,9 +8,15 @@
 //!
 //! It works on a stable toolchain: the targets are built without a
 //! sanitizer (`--sanitizer none`), which is the only cargo-fuzz mode that
-//! needs no `-Z` flag. The code fuzzed forbids `unsafe`, so a sanitizer
-//! would mostly watch the dependencies; `cargo fuzz run -s address` with
-//! `RUSTC_BOOTSTRAP=1` (or a nightly toolchain) adds it by hand.
+//! passes rustc no `-Z` flag (cargo-fuzz itself installs and runs on
+//! stable). The code fuzzed forbids `unsafe`, so a sanitizer would mostly
+//! watch the dependencies; AddressSanitizer runs on stable too, given
+//! `RUSTC_BOOTSTRAP=1`: `RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz
+//! -s address TARGET` (a separate, full rebuild of the fuzz workspace).
+//!
+//! `--keep-going` uses libFuzzer's fork mode, which restarts its child
+//! process after each failing input; that costs throughput (each child
+//! loads the whole corpus), so the plain mode is the default.
 //!
 //! libFuzzer writes every input that finds new coverage into the first
 //! corpus directory it is given. That is `fuzz/grown/<target>`, ignored by
