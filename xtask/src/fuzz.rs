@@ -10,7 +10,7 @@
 //! sanitizer (`--sanitizer none`), which is the only cargo-fuzz mode that
 //! passes rustc no `-Z` flag (cargo-fuzz itself installs and runs on
 //! stable). The code fuzzed forbids `unsafe`, so a sanitizer would mostly
-//! watch the dependencies; AddressSanitizer runs on stable too, given
+//! watch the dependencies; the address sanitizer runs on stable too, given
 //! `RUSTC_BOOTSTRAP=1`: `RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz
 //! -s address TARGET` (a separate, full rebuild of the fuzz workspace).
 //!
