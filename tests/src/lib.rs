@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod fake_source;
+pub mod fuzz_checks;
 pub mod service;
 pub mod upstream;
 

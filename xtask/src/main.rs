@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod deploy;
+mod fuzz;
 mod gen_ledger;
 mod tools;
 
@@ -26,6 +27,11 @@ commands:
   bench    every benchmark, against its peers; rewrites docs/benchmarks.md
            (--quick: a short, noisier pass of all of it; --only SECTION:
            one section, printed, the report left alone)
+  fuzz     the cargo-fuzz targets (upstream body, envelope, wallet, glob),
+           each from its seed corpus; fails on a crash, prints executions
+           and coverage per target; installs cargo-fuzz where missing
+           [--seconds 60] [--target NAME]... [--keep-going: record each
+           failing input and fuzz on instead of stopping at the first]
   gen-ledger
            a deterministic ledger for benchmarks
            [--wallets 100000] [--out target/ledger-100k] [--seed 1]
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
         }
         Some("ci") => ci::run_ci(&args[1..]),
         Some("bench") => bench::run_bench(&args[1..]),
+        Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("gen-ledger") => gen_ledger::run(&args[1..]),
         Some("deploy-check") => deploy::run_deploy_check(&args[1..]),
         Some(other) => {
