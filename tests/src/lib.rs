@@ -21,27 +21,15 @@ pub use upstream::Upstream;
 use std::future::Future;
 use std::time::Duration;
 
-/// Waits until `condition` holds, polling every few milliseconds, or
-/// panics naming `what` after `deadline`.
+/// Waits until `condition` holds, checking it every few milliseconds, or
+/// panics naming `what` after `deadline`. The one wait of the system tests:
+/// a plain check is written `|| async { source.calls() == 2 }`, one that
+/// talks to a server awaits inside the block.
 ///
 /// # Panics
 ///
 /// When the deadline passes first.
-pub async fn eventually(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
-    let started = tokio::time::Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Like [`eventually`], for a condition that must be awaited (a Redis
-/// read, an HTTP request).
-///
-/// # Panics
-///
-/// When the deadline passes first.
-pub async fn eventually_async<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

@@ -119,7 +119,9 @@ impl Builder {
             let timeout = self.redis_timeout_ms.to_string();
             let config = Config::from_args(["positions-api", "--redis-url", &url, "--redis-timeout-ms", &timeout])
                 .expect("valid Redis settings");
-            positions_api::startup::redis(&config, &metrics).expect("a usable Redis URL").expect("Redis configured")
+            positions_api::startup::redis_with_clock(&config, &metrics, Arc::new(clock.clone()))
+                .expect("a usable Redis URL")
+                .expect("Redis configured")
         });
         let service = Service::new(&self.options, self.source, Arc::clone(&metrics), Arc::new(clock.clone()), redis);
         let app = Arc::new(App::new(service, Arc::clone(&metrics), self.admin_token));

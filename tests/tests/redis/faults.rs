@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cache_redis::testing::RedisServer;
 use http::Method;
 use system_tests::service::default_options;
-use system_tests::{Client, TestService, eventually, eventually_async};
+use system_tests::{Client, TestService, eventually};
 
 use crate::{source, wallet_path};
 
@@ -90,20 +90,19 @@ async fn redis_killed_and_restarted_under_load_fails_no_request() {
     let workers = start_stream(&client, &stream, &stop, 8);
     let deadline = Duration::from_secs(30);
 
-    eventually("traffic before the outage", deadline, || stream.sent() >= 300).await;
+    eventually("traffic before the outage", deadline, || async { stream.sent() >= 300 }).await;
     assert_eq!(health_status(&client).await, "ok");
     redis.kill();
     let at_kill = stream.sent();
-    eventually_async("/health to say degraded", deadline, || async { health_status(&client).await == "degraded" })
-        .await;
-    eventually("traffic during the outage", deadline, || stream.sent() >= at_kill + 500).await;
+    eventually("/health to say degraded", deadline, || async { health_status(&client).await == "degraded" }).await;
+    eventually("traffic during the outage", deadline, || async { stream.sent() >= at_kill + 500 }).await;
 
     redis.restart();
     let restarted = Instant::now();
-    eventually_async("/health to say ok again", deadline, || async { health_status(&client).await == "ok" }).await;
+    eventually("/health to say ok again", deadline, || async { health_status(&client).await == "ok" }).await;
     let recovery = restarted.elapsed();
     let at_recovery = stream.sent();
-    eventually("traffic after recovery", deadline, || stream.sent() >= at_recovery + 300).await;
+    eventually("traffic after recovery", deadline, || async { stream.sent() >= at_recovery + 300 }).await;
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.await.expect("stream worker");
@@ -167,7 +166,7 @@ async fn a_frozen_redis_delays_a_request_by_at_most_its_timeout() {
     let bound = Duration::from_millis(REDIS_TIMEOUT_MS) + normal + Duration::from_millis(400);
     assert!(worst <= bound, "a request waited {worst:?} on a frozen Redis (bound {bound:?})");
     assert_eq!(health, "degraded");
-    eventually_async("/health to recover after the thaw", Duration::from_secs(30), || async {
+    eventually("/health to recover after the thaw", Duration::from_secs(30), || async {
         health_status(&client).await == "ok"
     })
     .await;

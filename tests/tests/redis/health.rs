@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use cache_redis::testing::RedisServer;
-use system_tests::{Client, TestService, eventually_async};
+use system_tests::{Client, TestService, eventually};
 
 use crate::{PATH, source};
 
@@ -32,7 +32,7 @@ async fn redis_loss_and_return_show_in_health_and_metrics_without_traffic() {
     let mut redis = RedisServer::start();
     let service = TestService::builder(source()).redis(&redis.url()).start().await;
     let client = service.client();
-    eventually_async("the first probe answers", WITHIN, || async { status(&client).await == "ok" }).await;
+    eventually("the first probe answers", WITHIN, || async { status(&client).await == "ok" }).await;
     // The one wallet anyone asks for is in memory: from here on, nothing a
     // user does would reach Redis.
     assert_eq!(client.get(PATH).await.status, 200);
@@ -40,17 +40,14 @@ async fn redis_loss_and_return_show_in_health_and_metrics_without_traffic() {
 
     redis.kill();
     let killed = tokio::time::Instant::now();
-    eventually_async("/health to say degraded with no traffic", WITHIN, || async {
-        status(&client).await == "degraded"
-    })
-    .await;
+    eventually("/health to say degraded with no traffic", WITHIN, || async { status(&client).await == "degraded" })
+        .await;
     let seen_down = killed.elapsed();
     assert_eq!(redis_up(&client).await.as_deref(), Some("0"));
 
     redis.restart();
     let restarted = tokio::time::Instant::now();
-    eventually_async("/health to say ok again with no traffic", WITHIN, || async { status(&client).await == "ok" })
-        .await;
+    eventually("/health to say ok again with no traffic", WITHIN, || async { status(&client).await == "ok" }).await;
     let seen_up = restarted.elapsed();
     assert_eq!(redis_up(&client).await.as_deref(), Some("1"));
     println!(

@@ -33,7 +33,7 @@ async fn out_of_memory_on_every_store_keeps_health_ok_and_reads_on_redis() {
     for i in 0..WALLETS {
         assert_eq!(client.get(&wallet_path(i)).await.status, 200);
     }
-    system_tests::eventually_async("every wallet is in redis", std::time::Duration::from_secs(10), || async {
+    system_tests::eventually("every wallet is in redis", std::time::Duration::from_secs(10), || async {
         let mut all = true;
         for i in 0..WALLETS {
             all &= redis.get_raw(&format!("poscache:positions:v1:0x{i:040x}")).await.is_some();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cache_core::ManualClock;
 use cache_redis::testing::RedisServer;
-use system_tests::{TestService, eventually, eventually_async};
+use system_tests::{TestService, eventually};
 
 use crate::{KEY, PATH, source};
 
@@ -60,7 +60,7 @@ async fn a_stale_entry_in_redis_is_served_at_once_and_refreshed() {
     let later = TestService::builder(later_source.clone()).redis(&redis.url()).clock(&clock).start().await;
     let reply = later.client().get(PATH).await.json();
     assert_eq!((reply["cached"].as_bool(), reply["stale"].as_bool()), (Some(true), Some(true)));
-    eventually("the background refresh", DEADLINE, || later_source.calls() == 1).await;
+    eventually("the background refresh", DEADLINE, || async { later_source.calls() == 1 }).await;
     a.stop().await;
     later.stop().await;
 }
@@ -101,7 +101,7 @@ async fn a_corrupt_value_in_redis_is_a_miss_a_counter_and_then_replaced() {
     let metrics = service.client().get("/metrics").await.text();
     assert!(metrics.lines().any(|l| l == "position_cache_redis_corrupt_values_total 1"), "{metrics}");
 
-    eventually_async("the garbage to be replaced", DEADLINE, || async {
+    eventually("the garbage to be replaced", DEADLINE, || async {
         let raw = redis.get_raw(KEY).await.expect("a value");
         cache_redis::envelope::decode::<positions_api::Positions>(&raw).is_ok()
     })
@@ -110,5 +110,5 @@ async fn a_corrupt_value_in_redis_is_a_miss_a_counter_and_then_replaced() {
 }
 
 async fn eventually_in_redis(redis: &RedisServer, key: &str) {
-    eventually_async("the entry to reach Redis", DEADLINE, || async { redis.get_raw(key).await.is_some() }).await;
+    eventually("the entry to reach Redis", DEADLINE, || async { redis.get_raw(key).await.is_some() }).await;
 }

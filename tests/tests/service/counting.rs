@@ -35,7 +35,10 @@ async fn every_answer_not_served_from_a_cache_is_a_miss() {
     service.clock.advance(TTL + Duration::from_secs(1));
     assert_eq!(client.get(PATH).await.json()["stale"], true);
     assert_eq!(delta(&service, start), (2, 1, 1), "a stale serve is a hit and a stale serve");
-    eventually("the refresh to finish", DEADLINE, || service.app.service().health().active_refresh_tasks == 0).await;
+    eventually("the refresh to finish", DEADLINE, || async {
+        service.app.service().health().active_refresh_tasks == 0
+    })
+    .await;
 
     assert_eq!(client.get(&forced).await.json()["cached"], false);
     assert_eq!(delta(&service, start), (2, 1, 2), "a forced refresh waits for the source");

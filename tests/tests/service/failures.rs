@@ -23,8 +23,10 @@ async fn a_failing_source_is_covered_by_stale_data_within_stale_if_error() {
     // the old value stays.
     service.clock.advance(TTL + Duration::from_secs(5));
     assert_eq!(client.get(PATH).await.json()["stale"], true);
-    eventually("the failed refresh to be counted", DEADLINE, || service.metrics.cache.counts().refresh_errors == 1)
-        .await;
+    eventually("the failed refresh to be counted", DEADLINE, || async {
+        service.metrics.cache.counts().refresh_errors == 1
+    })
+    .await;
     assert_eq!(client.get(PATH).await.json()["positions"][0]["realized_pnl"], "1", "the old value stayed");
 
     // Past stale-while-revalidate but within stale-if-error: the request
@@ -109,7 +111,7 @@ async fn past_the_load_queue_requests_are_refused_with_503_and_retry_after() {
         let client = client.clone();
         async move { client.get(PATH).await }
     });
-    eventually("the first load to start", DEADLINE, || source.calls() == 1).await;
+    eventually("the first load to start", DEADLINE, || async { source.calls() == 1 }).await;
     let refused = client.get("/v4/positions/0x0000000000000000000000000000000000000002").await;
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), "1");

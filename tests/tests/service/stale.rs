@@ -59,7 +59,7 @@ async fn stale_data_is_served_at_once_while_exactly_one_refresh_runs() {
     assert_eq!(body["age_seconds"].as_u64(), Some(TTL.as_secs() + 1));
     assert_eq!(body["positions"][0]["realized_pnl"], "1", "the old data, at once");
     assert_eq!(stale.header("cache-status"), "positions-api; hit; ttl=-1; detail=memory");
-    eventually("one refresh to start", DEADLINE, || source.calls() == 2).await;
+    eventually("one refresh to start", DEADLINE, || async { source.calls() == 2 }).await;
 
     // More stale reads while the refresh runs start no second one.
     for _ in 0..5 {
@@ -67,7 +67,10 @@ async fn stale_data_is_served_at_once_while_exactly_one_refresh_runs() {
     }
     assert_eq!(service.app.service().health().active_refresh_tasks, 1);
     source.release();
-    eventually("the refresh to finish", DEADLINE, || service.app.service().health().active_refresh_tasks == 0).await;
+    eventually("the refresh to finish", DEADLINE, || async {
+        service.app.service().health().active_refresh_tasks == 0
+    })
+    .await;
 
     let fresh = client.get(PATH).await.json();
     assert_eq!(
@@ -111,7 +114,10 @@ async fn a_forced_refresh_bypasses_the_cache_and_concurrent_ones_share_a_load() 
     // Every forced refresh counts its miss just before it joins the load,
     // so once all twenty are counted, all twenty are in the one flight and
     // the source may go on.
-    eventually("all forced refreshes to join the load", DEADLINE, || service.metrics.cache.counts().misses == 21).await;
+    eventually("all forced refreshes to join the load", DEADLINE, || async {
+        service.metrics.cache.counts().misses == 21
+    })
+    .await;
     assert_eq!(source.calls(), 2);
     // A plain read meanwhile still gets the cached value at once.
     assert_eq!(client.get(PATH).await.json()["positions"][0]["realized_pnl"], "1");

@@ -22,7 +22,10 @@ async fn five_hundred_concurrent_requests_for_a_cold_wallet_make_one_source_call
     // Every request has missed and is waiting on the one load before the
     // source is allowed to answer.
     let metrics = Arc::clone(&service.metrics);
-    eventually("every request to miss", Duration::from_secs(30), || metrics.cache.counts().misses == REQUESTS).await;
+    eventually("every request to miss", Duration::from_secs(30), || async {
+        metrics.cache.counts().misses == REQUESTS
+    })
+    .await;
     assert_eq!(source.calls(), 1);
     source.release();
 
