@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use cache_redis::testing::RedisServer;
 use http::Method;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use system_tests::service::default_options;
 use system_tests::{Client, TestService, eventually};
 
@@ -43,11 +45,10 @@ fn start_stream(
         .map(|worker| {
             let (client, stream, stop) = (client.clone(), Arc::clone(stream), Arc::clone(stop));
             tokio::spawn(async move {
-                // A small LCG: deterministic, and enough to spread requests.
-                let mut state = 0x9E37_79B9_u64.wrapping_mul(worker + 1);
+                // Seeded per worker: deterministic, and enough to spread requests.
+                let mut rng = SmallRng::seed_from_u64(worker);
                 while !stop.load(Ordering::SeqCst) {
-                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                    let path = wallet_path(usize::try_from(state >> 58).unwrap_or(0) % WALLETS);
+                    let path = wallet_path(rng.random_range(0..WALLETS));
                     let started = Instant::now();
                     let result = client.try_send(Method::GET, &path, &[]).await;
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
