@@ -31,6 +31,8 @@
 //! their output and writes `docs/benchmarks.md`. Nothing in the service
 //! depends on it.
 
+#![warn(missing_docs)]
+
 pub mod drive;
 pub mod latency;
 pub mod positions;
