@@ -118,6 +118,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub header_timeout_ms: u64,
 
+    /// Most client connections open at once, over both listeners; lowered at start-up to fit the open-file limit
+    /// (RLIMIT_NOFILE) less room for other descriptors. At the cap the connection idle longest is closed to make
+    /// room; one serving a request is never cut.
+    #[arg(long = "max-connections", env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// A second listen address that alone serves the admin routes (DELETE and /metrics); the main listener then
+    /// answers them 404. Unset: every route is on POSITIONS_BIND.
+    #[arg(long = "admin-bind", env = "ADMIN_BIND", value_name = "ADDR")]
+    pub admin_bind: Option<SocketAddr>,
+
     /// Milliseconds to let open requests and refreshes finish after SIGINT or SIGTERM.
     #[arg(long = "shutdown-grace-ms", env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_name = "MS")]
     pub shutdown_grace_ms: u64,
@@ -233,6 +245,12 @@ impl Config {
         Duration::from_millis(self.header_timeout_ms)
     }
 
+    /// The connection cap as configured (before fitting it to the
+    /// descriptor limit: see [`crate::connection_cap`]).
+    pub fn max_connections(&self) -> usize {
+        usize::try_from(self.max_connections).unwrap_or(usize::MAX)
+    }
+
     /// How long shutdown waits for open work.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -295,6 +313,7 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1:8080".parse().expect("address"));
         assert_eq!((c.refresh_concurrency, c.refresh_timeout_ms), (32, 5000));
         assert_eq!(c.admin_token, None);
+        assert_eq!((c.max_connections, c.admin_bind), (10_000, None));
     }
 
     #[test]
@@ -309,13 +328,15 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
             (&["--ttl-sec", "0"], "POSITION_CACHE_TTL_SEC"),
             (&["--max=-5"], "POSITION_CACHE_MAX"),
             (&["--source", "ftp://x"], "POSITIONS_SOURCE"),
             (&["--bind", "nowhere"], "POSITIONS_BIND"),
             (&["--cache-enabled", "maybe"], "POSITION_CACHE_ENABLED"),
+            (&["--max-connections", "0"], "HTTP_MAX_CONNECTIONS"),
+            (&["--admin-bind", "nowhere"], "ADMIN_BIND"),
         ];
         for (args, var) in cases {
             let Err(ConfigError::Invalid(line)) = parse(args) else { panic!("{args:?} was accepted") };
