@@ -119,14 +119,14 @@ pub struct Config {
     pub header_timeout_ms: u64,
 
     /// Most client connections open at once, over both listeners; lowered at start-up to fit the open-file limit
-    /// (RLIMIT_NOFILE) less room for other descriptors. At the cap the connection idle longest is closed to make
+    /// (`RLIMIT_NOFILE`) less room for other descriptors. At the cap the connection idle longest is closed to make
     /// room; one serving a request is never cut.
     #[arg(long = "max-connections", env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_connections: u64,
 
     /// A second listen address that alone serves the admin routes (DELETE and /metrics); the main listener then
-    /// answers them 404. Unset: every route is on POSITIONS_BIND.
+    /// answers them 404. Unset: every route is on `POSITIONS_BIND`.
     #[arg(long = "admin-bind", env = "ADMIN_BIND", value_name = "ADDR")]
     pub admin_bind: Option<SocketAddr>,
 

@@ -27,6 +27,8 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         ("POSITIONS_SOURCE", "ledger:/nonexistent/ledger"),
         ("POSITIONS_SOURCE", "https://analytics.example"),
         ("ADMIN_TOKEN", " "),
+        ("HTTP_MAX_CONNECTIONS", "0"),
+        ("ADMIN_BIND", "localhost"),
     ];
     for (var, value) in cases {
         let out = command().env(var, value).output().expect("the binary runs");
@@ -61,14 +63,35 @@ fn help_documents_every_variable() {
         "LOG_FORMAT",
         "HTTP_HEADER_TIMEOUT_MS",
         "SHUTDOWN_GRACE_MS",
+        "HTTP_MAX_CONNECTIONS",
+        "ADMIN_BIND",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
+    }
+}
+
+#[test]
+fn a_listener_that_cannot_be_bound_stops_start_up_naming_its_variable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("address").to_string();
+    for (var, extra) in [("POSITIONS_BIND", "ADMIN_BIND"), ("ADMIN_BIND", "POSITIONS_BIND")] {
+        let out = command().env(var, &taken).env(extra, "127.0.0.1:0").output().expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{var}: not one line: {stderr}");
+        assert!(stderr.contains(var) && stderr.contains(&taken), "{var}: {stderr}");
     }
 }
 
 /// Starts the binary on an ephemeral port and returns it with its address,
 /// read from its first log line.
 fn start(extra: &[(&str, &str)]) -> (Child, String) {
+    let (child, listening) = start_logging(extra);
+    (child, listening["addr"].as_str().expect("an address").to_owned())
+}
+
+/// Starts the binary and returns it with its "listening" log event.
+fn start_logging(extra: &[(&str, &str)]) -> (Child, serde_json::Value) {
     let mut child = command()
         .env("POSITIONS_BIND", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
@@ -79,16 +102,16 @@ fn start(extra: &[(&str, &str)]) -> (Child, String) {
         .expect("the binary starts");
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
+    let listening = loop {
         let line = lines.next().expect("a log line before exiting").expect("readable log");
         let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
         if event["message"] == "listening" {
-            break event["addr"].as_str().expect("an address").to_owned();
+            break event;
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    (child, listening)
 }
 
 /// One HTTP/1.1 request over a fresh connection; returns status and body.
@@ -131,4 +154,19 @@ fn serves_the_bundled_sample_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[test]
+fn admin_bind_moves_delete_and_metrics_to_their_own_listener() {
+    let (mut child, listening) = start_logging(&[("ADMIN_BIND", "127.0.0.1:0"), ("ADMIN_TOKEN", "t0ken")]);
+    let public = listening["addr"].as_str().expect("an address").to_owned();
+    let admin = listening["admin_addr"].as_str().expect("the admin address is logged").to_owned();
+    assert_ne!(public, admin);
+    assert_eq!(get(&public, "/metrics").0, 404);
+    assert_eq!(get(&public, "/health").0, 200);
+    let (status, body) = get(&admin, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("position_cache_hits_total"), "{body}");
+    child.kill().expect("killed");
+    child.wait().expect("reaped");
 }
