@@ -7,6 +7,14 @@ use positions_api::config::{Config, ConfigError, LogFormat};
 use positions_api::{Listeners, ServerOptions, connection_cap, startup};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than the system allocator: after a burst of connections
+/// closes, glibc's malloc keeps the memory they used for good, while
+/// jemalloc's background threads return it to the system within seconds
+/// (docs/performance.md has the figures).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = match Config::from_args(std::env::args_os()) {
         Ok(config) => config,
