@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use positions_api::ServerOptions;
+use system_tests::service::default_options;
 use system_tests::{FakeSource, TestService, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -152,5 +153,42 @@ async fn at_the_cap_the_longest_idle_connection_makes_room_for_a_new_client() {
     let request = http::Request::get("/health").header("host", &addr).body(Empty::<Bytes>::new()).expect("request");
     let response = sender.send_request(request).await.expect("the newest idle connection still serves");
     assert_eq!(response.status(), 200);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn an_http2_peer_that_stops_answering_pings_is_disconnected() {
+    let source = Arc::new(FakeSource::new());
+    // A load that outlasts the test, so only the pings can end the stream.
+    let mut service_options = default_options();
+    service_options.refresh.timeout = Duration::from_secs(30);
+    let server = ServerOptions {
+        http2_keep_alive_interval: Duration::from_millis(200),
+        http2_keep_alive_timeout: Duration::from_millis(200),
+        ..options(Duration::from_secs(30), 10_000)
+    };
+    let service = TestService::builder(source.clone()).options(service_options).server_options(server).start().await;
+    source.hold();
+
+    // A raw HTTP/2 client that opens one stream and then never reads a
+    // frame, so never acknowledges a ping.
+    let mut stream = TcpStream::connect(service.base.trim_start_matches("http://")).await.expect("connects");
+    let mut frames = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    frames.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    // HPACK: :method GET, :scheme http, then :path and :authority as
+    // literals with indexed names.
+    let mut block = vec![0x82, 0x86, 0x44, u8::try_from(PATH.len()).expect("short path")];
+    block.extend_from_slice(PATH.as_bytes());
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    let length = u32::try_from(block.len()).expect("short block").to_be_bytes();
+    // HEADERS on stream 1, END_STREAM | END_HEADERS.
+    frames.extend_from_slice(&[length[1], length[2], length[3], 0x1, 0x5, 0, 0, 0, 1]);
+    frames.extend_from_slice(&block);
+    stream.write_all(&frames).await.expect("request sent");
+    eventually("the request to reach the source", Duration::from_secs(5), || source.calls() == 1).await;
+
+    let deadline = Instant::now() + Duration::from_secs(3);
+    assert!(closed_by(stream, deadline).await, "a peer ignoring pings was still connected after 3 s");
+    source.release();
     service.stop().await;
 }
