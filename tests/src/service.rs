@@ -7,7 +7,7 @@ use std::time::Duration;
 use cache_core::{ManualClock, Policy};
 use positions_api::config::Config;
 use positions_api::source::Source;
-use positions_api::{App, ServerOptions, Service, ServiceOptions};
+use positions_api::{App, Listeners, ServerOptions, Service, ServiceOptions};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -27,6 +27,9 @@ pub const STALE_IF_ERROR: Duration = Duration::from_secs(600);
 pub struct TestService {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener, if it has one
+    /// ([`Builder::admin_listener`]).
+    pub admin_base: Option<String>,
     /// The clock the service reads; advance it to age entries.
     pub clock: ManualClock,
     /// The service's metrics.
@@ -64,6 +67,8 @@ pub struct Builder {
     redis_url: Option<String>,
     redis_timeout_ms: u64,
     clock: Option<ManualClock>,
+    server: Option<ServerOptions>,
+    admin_listener: bool,
 }
 
 impl Builder {
@@ -104,6 +109,22 @@ impl Builder {
         self
     }
 
+    /// Sets the server options (default: 5-second header and drain
+    /// timeouts).
+    #[must_use]
+    pub fn server_options(mut self, options: ServerOptions) -> Self {
+        self.server = Some(options);
+        self
+    }
+
+    /// Serves the admin routes on a second ephemeral port of their own
+    /// ([`TestService::admin_base`]).
+    #[must_use]
+    pub fn admin_listener(mut self) -> Self {
+        self.admin_listener = true;
+        self
+    }
+
     /// Starts the service on an ephemeral port.
     ///
     /// # Panics
@@ -128,11 +149,22 @@ impl Builder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
         let base = format!("http://{}", listener.local_addr().expect("bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = ServerOptions { header_timeout: Duration::from_secs(5), drain: Duration::from_secs(5) };
-        let task = tokio::spawn(positions_api::startup::run(Arc::clone(&app), listener, options, async move {
+        let options = self.server.unwrap_or(ServerOptions {
+            header_timeout: Duration::from_secs(5),
+            drain: Duration::from_secs(5),
+            ..ServerOptions::default()
+        });
+        let mut listeners = Listeners::new(listener);
+        let mut admin_base = None;
+        if self.admin_listener {
+            let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
+            admin_base = Some(format!("http://{}", admin.local_addr().expect("bound address")));
+            listeners = listeners.with_admin(admin);
+        }
+        let task = tokio::spawn(positions_api::startup::run(Arc::clone(&app), listeners, options, async move {
             let _ = stopped.await;
         }));
-        TestService { base, clock, metrics, app, stop: Some(stop), task: Some(task) }
+        TestService { base, admin_base, clock, metrics, app, stop: Some(stop), task: Some(task) }
     }
 }
 
@@ -146,6 +178,8 @@ impl TestService {
             redis_url: None,
             redis_timeout_ms: 100,
             clock: None,
+            server: None,
+            admin_listener: false,
         }
     }
 

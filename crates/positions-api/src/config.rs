@@ -150,6 +150,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub header_timeout_ms: u64,
 
+    /// Most client connections open at once, over both listeners; lowered at start-up to fit the open-file limit
+    /// (`RLIMIT_NOFILE`) less room for other descriptors. At the cap the connection idle longest is closed to make
+    /// room; one serving a request is never cut.
+    #[arg(long = "max-connections", env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// A second listen address that alone serves the admin routes (DELETE and /metrics); the main listener then
+    /// answers them 404. Unset: every route is on `POSITIONS_BIND`.
+    #[arg(long = "admin-bind", env = "ADMIN_BIND", value_name = "ADDR")]
+    pub admin_bind: Option<SocketAddr>,
+
     /// Milliseconds to let open requests and refreshes finish after SIGINT or SIGTERM.
     #[arg(long = "shutdown-grace-ms", env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_name = "MS")]
     pub shutdown_grace_ms: u64,
@@ -296,6 +308,12 @@ impl Config {
         Duration::from_millis(self.header_timeout_ms)
     }
 
+    /// The connection cap as configured (before fitting it to the
+    /// descriptor limit: see [`crate::connection_cap`]).
+    pub fn max_connections(&self) -> usize {
+        usize::try_from(self.max_connections).unwrap_or(usize::MAX)
+    }
+
     /// How long shutdown waits for open work.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -360,6 +378,7 @@ mod tests {
         assert_eq!(c.admin_token, None);
         assert_eq!(c.redis_health_interval(), Duration::from_secs(1));
         assert_eq!(c.redis_max_value_bytes, 1 << 20);
+        assert_eq!((c.max_connections, c.admin_bind), (10_000, None));
     }
 
     #[test]
@@ -404,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 10] = [
+        let cases: [(&[&str], &str); 12] = [
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
             (&["--ttl-sec", "0"], "POSITION_CACHE_TTL_SEC"),
             (&["--max=-5"], "POSITION_CACHE_MAX"),
@@ -415,6 +434,8 @@ mod tests {
             (&["--refresh-queue-timeout-ms", "3600001"], "REFRESH_QUEUE_TIMEOUT_MS"),
             (&["--redis-health-interval-ms", "0"], "REDIS_HEALTH_INTERVAL_MS"),
             (&["--redis-max-value-bytes", "10"], "REDIS_MAX_VALUE_BYTES"),
+            (&["--max-connections", "0"], "HTTP_MAX_CONNECTIONS"),
+            (&["--admin-bind", "nowhere"], "ADMIN_BIND"),
         ];
         for (args, var) in cases {
             let Err(ConfigError::Invalid(line)) = parse(args) else { panic!("{args:?} was accepted") };

@@ -4,8 +4,16 @@
 use std::process::ExitCode;
 
 use positions_api::config::{Config, ConfigError, LogFormat};
-use positions_api::{ServerOptions, startup};
+use positions_api::{Listeners, ServerOptions, connection_cap, startup};
 use tracing_subscriber::EnvFilter;
+
+/// jemalloc rather than the system allocator: after a burst of connections
+/// closes, glibc's malloc keeps the memory they used for good, while
+/// jemalloc's background threads return it to the system within seconds
+/// (docs/performance.md has the figures).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let config = match Config::from_args(std::env::args_os()) {
@@ -36,17 +44,45 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let listener = match tokio::net::TcpListener::bind(config.bind).await {
+        // A listener that cannot be bound is a setting that cannot be used:
+        // exit 2 naming it, as for any bad setting.
+        let public = match tokio::net::TcpListener::bind(config.bind).await {
             Ok(listener) => listener,
             Err(e) => {
                 eprintln!("positions-api: cannot listen on {} (POSITIONS_BIND): {e}", config.bind);
-                return ExitCode::FAILURE;
+                return ExitCode::from(2);
             }
         };
-        let addr = listener.local_addr().map_or_else(|_| config.bind.to_string(), |a| a.to_string());
-        tracing::info!(%addr, source = ?config.source, cache_enabled = config.cache_enabled, "listening");
-        let options = ServerOptions { header_timeout: config.header_timeout(), drain: config.shutdown_grace() };
-        startup::run(app, listener, options, startup::shutdown_signal()).await;
+        let mut listeners = Listeners::new(public);
+        let mut admin_addr = None;
+        if let Some(admin_bind) = config.admin_bind {
+            match tokio::net::TcpListener::bind(admin_bind).await {
+                Ok(admin) => {
+                    admin_addr = Some(admin.local_addr().map_or_else(|_| admin_bind.to_string(), |a| a.to_string()));
+                    listeners = listeners.with_admin(admin);
+                }
+                Err(e) => {
+                    eprintln!("positions-api: cannot listen on {admin_bind} (ADMIN_BIND): {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        let addr = listeners.public_addr().map_or_else(|_| config.bind.to_string(), |a| a.to_string());
+        let options = ServerOptions {
+            header_timeout: config.header_timeout(),
+            drain: config.shutdown_grace(),
+            max_connections: connection_cap(config.max_connections()),
+            ..ServerOptions::default()
+        };
+        tracing::info!(
+            %addr,
+            admin_addr = admin_addr.as_deref(),
+            max_connections = options.max_connections,
+            source = ?config.source,
+            cache_enabled = config.cache_enabled,
+            "listening"
+        );
+        startup::run(app, listeners, options, startup::shutdown_signal()).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

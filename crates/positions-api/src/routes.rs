@@ -53,6 +53,17 @@ pub struct App {
 
 type HttpResponse = Response<Body>;
 
+/// The routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSet {
+    /// Every route: the one listener, or the admin listener (`ADMIN_BIND`).
+    All,
+    /// Every route but the admin ones (`DELETE` and `/metrics`), which
+    /// answer 404 as if they did not exist: the public listener when the
+    /// admin routes have a listener of their own.
+    Public,
+}
+
 impl App {
     /// An application serving `service`, recording into `metrics`; DELETE
     /// routes need `admin_token` as a bearer token, and are off without one.
@@ -85,11 +96,16 @@ impl App {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Answers one request.
+    /// Answers one request, on any route.
     pub async fn handle<B>(&self, request: Request<B>) -> HttpResponse {
+        self.handle_on(request, RouteSet::All).await
+    }
+
+    /// Answers one request that came in on a listener serving `routes`.
+    pub async fn handle_on<B>(&self, request: Request<B>, routes: RouteSet) -> HttpResponse {
         let started = Instant::now();
         let method = request.method().clone();
-        let (route, result) = self.route(&request).await;
+        let (route, result) = self.route(&request, routes).await;
         // For HEAD, hyper sends the headers (Content-Length included) and
         // drops the body.
         let response = result.unwrap_or_else(|e| e.to_response());
@@ -103,9 +119,12 @@ impl App {
         response
     }
 
-    async fn route<B>(&self, request: &Request<B>) -> (&'static str, Result<HttpResponse, ApiError>) {
+    async fn route<B>(&self, request: &Request<B>, routes: RouteSet) -> (&'static str, Result<HttpResponse, ApiError>) {
         let path = request.uri().path();
         let method = request.method();
+        if routes == RouteSet::Public && is_admin_route(path, method) {
+            return (telemetry::HttpMetrics::UNMATCHED_ROUTE, Err(ApiError::NotFound(shorten(path))));
+        }
         let read = method == Method::GET || method == Method::HEAD;
         let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: method.to_string(), allow });
         if let Some(wallet) = path.strip_prefix(POSITIONS_PREFIX) {
@@ -346,6 +365,12 @@ fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim_start();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether a request is for a route that [`RouteSet::Public`] leaves out.
+fn is_admin_route(path: &str, method: &Method) -> bool {
+    path == "/metrics"
+        || (method == Method::DELETE && (path == ALL_POSITIONS_ROUTE || path.starts_with(POSITIONS_PREFIX)))
 }
 
 fn route_name(path: &str) -> &'static str {

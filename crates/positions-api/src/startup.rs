@@ -8,12 +8,11 @@ use std::time::Duration;
 use cache_core::{Clock, Policy, SystemClock};
 use cache_redis::RedisTier;
 use telemetry::Metrics;
-use tokio::net::TcpListener;
 
 use crate::config::{Config, SourceSpec};
 use crate::observers::RedisMetrics;
 use crate::routes::App;
-use crate::server::{ServerOptions, serve};
+use crate::server::{Listeners, ServerOptions, serve};
 use crate::service::{Service, ServiceOptions};
 use crate::source::Source;
 use crate::source::http::HttpSource;
@@ -151,10 +150,16 @@ pub fn build(config: &Config) -> Result<Arc<App>, StartupError> {
     Ok(Arc::new(App::new(service, metrics, config.admin_token.clone())))
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; then stops
-/// accepting, lets open requests and loads finish within the grace period,
-/// and returns.
-pub async fn run(app: Arc<App>, listener: TcpListener, options: ServerOptions, shutdown: impl Future<Output = ()>) {
+/// Serves `app` on `listeners` (one [`TcpListener`](tokio::net::TcpListener), or [`Listeners`] with
+/// an admin listener) until `shutdown` completes; then stops accepting on
+/// every listener, lets open requests and loads finish within the grace
+/// period, and returns.
+pub async fn run(
+    app: Arc<App>,
+    listeners: impl Into<Listeners>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let janitor = tokio::spawn({
         let app = Arc::clone(&app);
         async move {
@@ -177,7 +182,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, options: ServerOptions, s
             app.set_ready(false);
         }
     };
-    serve(listener, Arc::clone(&app), options, unready).await;
+    serve(listeners, Arc::clone(&app), options, unready).await;
     janitor.abort();
     app.service().shutdown(options.drain).await;
 }

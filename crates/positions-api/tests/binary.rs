@@ -28,6 +28,8 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         ("POSITIONS_SOURCE", "https://analytics.example/?key=1"),
         ("POSITIONS_SOURCE_CA_FILE", "/nonexistent/ca.pem"),
         ("ADMIN_TOKEN", " "),
+        ("HTTP_MAX_CONNECTIONS", "0"),
+        ("ADMIN_BIND", "localhost"),
     ];
     for (var, value) in cases {
         let out = command().env(var, value).output().expect("the binary runs");
@@ -67,23 +69,38 @@ fn help_documents_every_variable() {
         "LOG_FORMAT",
         "HTTP_HEADER_TIMEOUT_MS",
         "SHUTDOWN_GRACE_MS",
+        "HTTP_MAX_CONNECTIONS",
+        "ADMIN_BIND",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
+    }
+}
+
+#[test]
+fn a_listener_that_cannot_be_bound_stops_start_up_naming_its_variable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("address").to_string();
+    for (var, extra) in [("POSITIONS_BIND", "ADMIN_BIND"), ("ADMIN_BIND", "POSITIONS_BIND")] {
+        let out = command().env(var, &taken).env(extra, "127.0.0.1:0").output().expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{var}: not one line: {stderr}");
+        assert!(stderr.contains(var) && stderr.contains(&taken), "{var}: {stderr}");
     }
 }
 
 /// Starts the binary on an ephemeral port and returns it with its address,
 /// read from its first log line.
 fn start(extra: &[(&str, &str)]) -> (Child, String) {
-    let (child, addr, log) = start_logged(extra);
+    let (child, listening, log) = start_logged(extra);
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || drop(log.join()));
-    (child, addr)
+    (child, listening["addr"].as_str().expect("an address").to_owned())
 }
 
-/// Like [`start`], keeping every log line: the thread returns them once
-/// the binary has exited.
-fn start_logged(extra: &[(&str, &str)]) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
+/// Like [`start`], returning the "listening" log event and keeping every
+/// log line: the thread returns them once the binary has exited.
+fn start_logged(extra: &[(&str, &str)]) -> (Child, serde_json::Value, std::thread::JoinHandle<Vec<String>>) {
     let mut child = command()
         .env("POSITIONS_BIND", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
@@ -95,19 +112,19 @@ fn start_logged(extra: &[(&str, &str)]) -> (Child, String, std::thread::JoinHand
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let mut log = Vec::new();
-    let addr = loop {
+    let listening = loop {
         let line = lines.next().expect("a log line before exiting").expect("readable log");
         let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
         log.push(line);
         if event["message"] == "listening" {
-            break event["addr"].as_str().expect("an address").to_owned();
+            break event;
         }
     };
     let log = std::thread::spawn(move || {
         log.extend(lines.map_while(Result::ok));
         log
     });
-    (child, addr, log)
+    (child, listening, log)
 }
 
 /// Sends SIGTERM and waits for the exit, at most 15 s.
@@ -220,8 +237,9 @@ fn no_upstream_credential_or_address_reaches_a_client_or_the_log() {
         (format!("https://app:hunter2@{upstream}/"), wallet(5), 502, "upstream TLS handshake failed"),
     ];
     for (source, path, status, class) in cases {
-        let (mut child, addr, log) =
+        let (mut child, listening, log) =
             start_logged(&[("POSITIONS_SOURCE", source.as_str()), ("REFRESH_TIMEOUT_MS", "500")]);
+        let addr = listening["addr"].as_str().expect("an address").to_owned();
         let (got, body) = get(&addr, &path);
         assert_eq!(got, status, "{source} {path}: {body}");
         assert!(body.contains(class), "{source} {path}: {body}");
@@ -244,4 +262,19 @@ fn no_upstream_credential_or_address_reaches_a_client_or_the_log() {
     let authorizations = authorizations.lock().expect("lock");
     assert!(!authorizations.is_empty(), "the upstream was asked");
     assert!(authorizations.iter().all(|a| a == "Basic YXBwOmh1bnRlcjI="), "credentials are sent: {authorizations:?}");
+}
+
+#[test]
+fn admin_bind_moves_delete_and_metrics_to_their_own_listener() {
+    let (mut child, listening, _log) = start_logged(&[("ADMIN_BIND", "127.0.0.1:0"), ("ADMIN_TOKEN", "t0ken")]);
+    let public = listening["addr"].as_str().expect("an address").to_owned();
+    let admin = listening["admin_addr"].as_str().expect("the admin address is logged").to_owned();
+    assert_ne!(public, admin);
+    assert_eq!(get(&public, "/metrics").0, 404);
+    assert_eq!(get(&public, "/health").0, 200);
+    let (status, body) = get(&admin, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("position_cache_hits_total"), "{body}");
+    child.kill().expect("killed");
+    child.wait().expect("reaped");
 }

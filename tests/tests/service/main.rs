@@ -3,6 +3,8 @@
 //! the operational routes.
 
 mod admin;
+mod admin_listener;
+mod connections;
 mod counting;
 mod failures;
 mod input;
