@@ -283,7 +283,10 @@ mod tests {
         metrics.http.observe(WALLET_ROUTE, Method::Delete, 401, CacheStatus::None, Duration::from_micros(20));
         let text = metrics.encode();
         assert_eq!(
-            sample(&text, r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"}"#),
+            sample(
+                &text,
+                r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"}"#
+            ),
             Some(2.0)
         );
         assert_eq!(

@@ -221,7 +221,8 @@ mod tests {
         let text = metrics.encode();
         crate::exposition::parse_strict(&text).unwrap();
         for outcome in ["ok", "error", "timeout", "panicked"] {
-            let series = format!("position_source_fetch_duration_seconds_count{{source=\"ledger\",outcome=\"{outcome}\"}}");
+            let series =
+                format!("position_source_fetch_duration_seconds_count{{source=\"ledger\",outcome=\"{outcome}\"}}");
             assert_eq!(sample(&text, &series), Some(0.0), "{series}");
         }
         assert!(!text.contains("source=\"http\""), "only the declared source");

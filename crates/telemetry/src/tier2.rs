@@ -459,11 +459,9 @@ mod tests {
             metrics.tier2.set_breaker(current);
             let text = metrics.encode();
             crate::exposition::parse_strict(&text).unwrap();
-            for (state, label) in [
-                (BreakerState::Closed, "closed"),
-                (BreakerState::HalfOpen, "half_open"),
-                (BreakerState::Open, "open"),
-            ] {
+            for (state, label) in
+                [(BreakerState::Closed, "closed"), (BreakerState::HalfOpen, "half_open"), (BreakerState::Open, "open")]
+            {
                 let series = format!("position_cache_redis_breaker_state{{state=\"{label}\"}}");
                 let expected = if state == current { 1.0 } else { 0.0 };
                 assert_eq!(sample(&text, &series), Some(expected), "{current:?}: {series}");

@@ -11,8 +11,8 @@ use std::time::Duration;
 use cache_core::{Cache, Policy};
 use telemetry::exposition::{Family, parse_strict};
 use telemetry::{
-    BreakerState, CacheStatus, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisErrorReply,
-    RedisOp, Source,
+    BreakerState, CacheStatus, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome,
+    RedisErrorReply, RedisOp, Source,
 };
 
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
@@ -111,7 +111,13 @@ fn exercise_everything(metrics: &Arc<Metrics>) {
     metrics.source.observe(Source::Http, Outcome::Timeout, Duration::from_secs(5));
     metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(85));
     metrics.http.observe(WALLET_ROUTE, Method::Get, 502, CacheStatus::Miss, Duration::from_millis(310));
-    metrics.http.observe(HttpMetrics::UNMATCHED_ROUTE, Method::Other, 404, CacheStatus::None, Duration::from_micros(12));
+    metrics.http.observe(
+        HttpMetrics::UNMATCHED_ROUTE,
+        Method::Other,
+        404,
+        CacheStatus::None,
+        Duration::from_micros(12),
+    );
     metrics.runtime.set(2, 9, 0);
     metrics.set_build_info("0.1.0", "0123abc");
 }
