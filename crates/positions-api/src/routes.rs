@@ -162,12 +162,11 @@ impl App {
         let mut response = result.unwrap_or_else(|e| e.to_response());
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        match positions_ok_index(route, &method, status, cache) {
-            Some(index) => self.positions_ok[index].observe(elapsed),
-            None => {
-                let method = telemetry::Method::from_name(method.as_str());
-                self.metrics.http.observe(route, method, status, cache, elapsed);
-            }
+        if let Some(index) = positions_ok_index(route, &method, status, cache) {
+            self.positions_ok[index].observe(elapsed);
+        } else {
+            let method = telemetry::Method::from_name(method.as_str());
+            self.metrics.http.observe(route, method, status, cache, elapsed);
         }
         if self.access_log {
             let bytes = hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0);

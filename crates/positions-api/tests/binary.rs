@@ -296,7 +296,7 @@ fn exchange(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout set");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        std::fmt::Write::write_fmt(&mut request, format_args!("{name}: {value}\r\n")).expect("writing to a String");
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).expect("request sent");
