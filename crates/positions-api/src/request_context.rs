@@ -46,15 +46,30 @@ tokio::task_local! {
 /// One request's id and trace context.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestContext {
-    id: HeaderValue,
+    id: RequestId,
     traceparent: Option<HeaderValue>,
     tracestate: Option<HeaderValue>,
 }
 
+/// A request id: the client's header value (a view of hyper's read buffer,
+/// so cloning it counts a reference), or one made here, kept inline so
+/// that cloning it copies a few bytes and allocates nothing.
+#[derive(Debug, Clone)]
+enum RequestId {
+    Client(HeaderValue),
+    Generated { bytes: [u8; GENERATED_LEN], len: u8 },
+}
+
+/// The longest generated id: a 12-digit prefix, a dash, 16 hex digits.
+const GENERATED_LEN: usize = 12 + 1 + 16;
+
 impl RequestContext {
     /// The context of a request with `headers`.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
-        let id = headers.get(&REQUEST_ID).filter(|id| is_safe_id(id.as_bytes())).cloned().unwrap_or_else(generate_id);
+        let id = match headers.get(&REQUEST_ID).filter(|id| is_safe_id(id.as_bytes())) {
+            Some(id) => RequestId::Client(id.clone()),
+            None => generate_id(),
+        };
         let traceparent = headers.get(&TRACEPARENT).and_then(|value| traceparent(value.as_bytes()));
         let tracestate = traceparent
             .as_ref()
@@ -64,15 +79,23 @@ impl RequestContext {
         Self { id, traceparent, tracestate }
     }
 
-    /// The request id as a header value.
-    pub(crate) fn id_header(&self) -> &HeaderValue {
-        &self.id
+    /// The request id as a header value (for a generated id, a copy).
+    pub(crate) fn id_header(&self) -> HeaderValue {
+        match &self.id {
+            RequestId::Client(value) => value.clone(),
+            RequestId::Generated { .. } => {
+                HeaderValue::from_str(self.id()).expect("a generated id is a valid header value")
+            }
+        }
     }
 
     /// The request id.
     pub(crate) fn id(&self) -> &str {
         // Only safe ASCII is kept or generated.
-        self.id.to_str().unwrap_or_default()
+        match &self.id {
+            RequestId::Client(value) => value.to_str().unwrap_or_default(),
+            RequestId::Generated { bytes, len } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+        }
     }
 
     /// The trace id of a valid `traceparent`.
@@ -92,7 +115,7 @@ impl RequestContext {
 
     /// Sets the id and trace context on a request to the upstream.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        headers.insert(REQUEST_ID.clone(), self.id.clone());
+        headers.insert(REQUEST_ID.clone(), self.id_header());
         if let Some(traceparent) = &self.traceparent {
             headers.insert(TRACEPARENT.clone(), traceparent.clone());
             if let Some(tracestate) = &self.tracestate {
@@ -164,7 +187,7 @@ fn is_safe_id(id: &[u8]) -> bool {
 /// A new request id: the process's prefix and the next number. Numbers
 /// are taken by each thread in blocks, so threads do not contend for one
 /// counter on every request.
-fn generate_id() -> HeaderValue {
+fn generate_id() -> RequestId {
     const BLOCK: u64 = 1024;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
     static PREFIX: OnceLock<[u8; 12]> = OnceLock::new();
@@ -188,16 +211,16 @@ fn generate_id() -> HeaderValue {
         }
         hex
     });
-    let mut id = [0_u8; 12 + 1 + 16];
-    id[..12].copy_from_slice(prefix);
-    id[12] = b'-';
+    let mut bytes = [0_u8; GENERATED_LEN];
+    bytes[..12].copy_from_slice(prefix);
+    bytes[12] = b'-';
     let mut len = 13;
     let digits = (64 - number.leading_zeros()).div_ceil(4).max(1);
     for i in (0..digits).rev() {
-        id[len] = HEX[((number >> (4 * i)) & 0xf) as usize];
+        bytes[len] = HEX[((number >> (4 * i)) & 0xf) as usize];
         len += 1;
     }
-    HeaderValue::from_bytes(&id[..len]).expect("hex digits and a dash are a valid header value")
+    RequestId::Generated { bytes, len: u8::try_from(len).unwrap_or(u8::MAX) }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -149,7 +149,8 @@ impl App {
         let started = Instant::now();
         let method = request.method().clone();
         let context = RequestContext::from_headers(request.headers());
-        let request_id = context.id_header().clone();
+        // The only allocation the id costs, for a generated one: the header.
+        let request_id = context.id_header();
         // A span only when its lines are wanted: see the module's docs.
         let span = if self.access_log || tracing::enabled!(tracing::Level::DEBUG) {
             tracing::info_span!("request", request_id = context.id(), trace_id = context.trace_id())
