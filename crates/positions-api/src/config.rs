@@ -141,9 +141,16 @@ pub struct Config {
           value_parser = parse_token)]
     pub admin_token: Option<String>,
 
-    /// Log format: `text` for people, `json` for log pipelines. The level comes from `RUST_LOG` (default `info`).
+    /// Log format: `text` for people, `json` for log pipelines. The level comes from `RUST_LOG` (default `info`;
+    /// an invalid filter stops start-up).
     #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "text", value_name = "FORMAT")]
     pub log_format: LogFormat,
+
+    /// One log line per request (target `access`): method, route template, status, cache outcome, duration, body
+    /// bytes and request id; every line logged while handling a request then carries its id.
+    #[arg(long = "access-log", env = "ACCESS_LOG", default_value = "false", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub access_log: bool,
 
     /// Milliseconds a client may take to send a request's headers before the connection is closed.
     #[arg(long = "header-timeout-ms", env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS",
@@ -379,6 +386,8 @@ mod tests {
         assert_eq!(c.redis_health_interval(), Duration::from_secs(1));
         assert_eq!(c.redis_max_value_bytes, 1 << 20);
         assert_eq!((c.max_connections, c.admin_bind), (10_000, None));
+        assert!(!c.access_log, "the access log is off by default");
+        assert!(parse(&["--access-log", "true"]).expect("valid").access_log);
     }
 
     #[test]

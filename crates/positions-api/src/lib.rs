@@ -58,6 +58,7 @@ pub mod config;
 mod error;
 mod model;
 mod observers;
+mod request_context;
 mod routes;
 mod server;
 mod service;

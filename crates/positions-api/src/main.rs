@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use positions_api::config::{Config, ConfigError, LogFormat};
+use positions_api::config::{Config, ConfigError, LogFormat, SourceSpec};
 use positions_api::{Listeners, ServerOptions, connection_cap, startup};
 use tracing_subscriber::EnvFilter;
 
@@ -27,7 +27,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    if let Err(line) = init_logging(config.log_format) {
+        eprintln!("positions-api: {line}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
             %addr,
             admin_addr = admin_addr.as_deref(),
             max_connections = options.max_connections,
-            source = ?config.source,
+            source = source_kind(&config.source),
             cache_enabled = config.cache_enabled,
             "listening"
         );
@@ -88,12 +91,33 @@ fn main() -> ExitCode {
     })
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The kind of source, for the "listening" line; where it is was logged
+/// when it was set up (without credentials).
+fn source_kind(source: &SourceSpec) -> &'static str {
+    match source {
+        SourceSpec::Sample => "sample",
+        SourceSpec::Ledger(_) => "ledger",
+        SourceSpec::Http(_) => "http",
+    }
+}
+
+/// Sets up logging at the level `RUST_LOG` names (`info` when it is unset
+/// or empty). An invalid `RUST_LOG` is a bad setting like any other: the
+/// error is one line naming it, and the binary exits 2, rather than
+/// silently logging at another level than the operator asked for.
+fn init_logging(format: LogFormat) -> Result<(), String> {
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::builder()
+            .parse(&directives)
+            .map_err(|e| format!("invalid {:?} for RUST_LOG: {e}", directives.trim()))?,
+        Err(std::env::VarError::NotUnicode(_)) => return Err("invalid RUST_LOG: not UTF-8".into()),
+        _ => EnvFilter::new("info"),
+    };
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Ok(())
 }

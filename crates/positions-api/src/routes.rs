@@ -9,7 +9,23 @@
 //! | `/metrics` | `GET`, `HEAD` |
 //!
 //! Every error is JSON (see [`ApiError`]); every request is counted by route
-//! template and status, never by raw path.
+//! template, status and cache outcome, never by raw path.
+//!
+//! Every answer carries the request's `X-Request-Id`, the client's if it
+//! sent a safe one, else a generated one (`request_context`). With
+//! `ACCESS_LOG=true` each request is logged once, on target `access`, with
+//! its method, route template, status, cache outcome, duration, body size
+//! and request id, and every other line logged while handling it carries
+//! the id too, from a `request` span.
+//!
+//! The cost on the cached path, without the access log, is what the id
+//! needs: reading the header (or counting one up) and echoing it. No span
+//! is made then: a span the log level keeps costs two allocations and its
+//! formatted fields per request, which is the access log's price, paid when
+//! it is asked for (or when debug logging is on). Without it, the few lines
+//! a request can log at `info` and above (a stale answer after a source
+//! failure, an invalidation) do not name the request; the id still reaches
+//! the client and the upstream.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,12 +36,14 @@ use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use telemetry::Metrics;
+use telemetry::{CacheStatus, Metrics};
+use tracing::Instrument;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::request_context::{REQUEST_ID, RequestContext};
 use crate::service::{Answer, Origin, Service};
 use crate::wallet::Wallet;
 
@@ -38,6 +56,10 @@ const POSITIONS_ROUTE: &str = "/v4/positions/{wallet}";
 const ALL_POSITIONS_ROUTE: &str = "/v4/positions";
 const POSITIONS_PREFIX: &str = "/v4/positions/";
 
+/// The source revision this binary was built from (`build.rs`), or
+/// `unknown` outside a git checkout.
+const REVISION: &str = env!("POSITIONS_API_REVISION");
+
 /// The application behind the HTTP server: the service plus what the
 /// routes need around it.
 #[derive(Debug)]
@@ -47,8 +69,11 @@ pub struct App {
     admin_token: Option<String>,
     cache_control: HeaderValue,
     ready: AtomicBool,
-    /// The series of the route that carries nearly all traffic.
-    positions_ok: telemetry::HttpSeries,
+    access_log: bool,
+    /// The series of the route that carries nearly all traffic, one per
+    /// cache outcome a 200 can have, indexed by [`positions_ok_index`]:
+    /// recording an answer is then an index, with no lookup.
+    positions_ok: [telemetry::HttpSeries; 4],
 }
 
 type HttpResponse = Response<Body>;
@@ -80,8 +105,26 @@ impl App {
         } else {
             HeaderValue::from_static("no-store")
         };
-        let positions_ok = metrics.http.series(POSITIONS_ROUTE, telemetry::Method::Get, 200);
-        Self { service, metrics, admin_token, cache_control, ready: AtomicBool::new(true), positions_ok }
+        let positions_ok = [CacheStatus::Hit, CacheStatus::Stale, CacheStatus::Miss, CacheStatus::Bypass]
+            .map(|cache| metrics.http.series(POSITIONS_ROUTE, telemetry::Method::Get, 200, cache));
+        metrics.set_build_info(env!("CARGO_PKG_VERSION"), REVISION);
+        Self {
+            service,
+            metrics,
+            admin_token,
+            cache_control,
+            ready: AtomicBool::new(true),
+            access_log: false,
+            positions_ok,
+        }
+    }
+
+    /// The application with the access log on or off (`ACCESS_LOG`; off
+    /// by default).
+    #[must_use]
+    pub fn with_access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
     }
 
     /// The service.
@@ -105,35 +148,70 @@ impl App {
     pub async fn handle_on<B>(&self, request: Request<B>, routes: RouteSet) -> HttpResponse {
         let started = Instant::now();
         let method = request.method().clone();
-        let (route, result) = self.route(&request, routes).await;
+        let context = RequestContext::from_headers(request.headers());
+        // The only allocation the id costs, for a generated one: the header.
+        let request_id = context.id_header();
+        // A span only when its lines are wanted: see the module's docs.
+        let span = if self.access_log || tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::info_span!("request", request_id = context.id(), trace_id = context.trace_id())
+        } else {
+            tracing::Span::none()
+        };
+        let (route, cache, result) = context.scope(self.route(&request, routes)).instrument(span.clone()).await;
         // For HEAD, hyper sends the headers (Content-Length included) and
         // drops the body.
-        let response = result.unwrap_or_else(|e| e.to_response());
+        let mut response = result.unwrap_or_else(|e| e.to_response());
         let status = response.status().as_u16();
-        if route == POSITIONS_ROUTE && method == Method::GET && status == 200 {
-            self.positions_ok.observe(started.elapsed());
+        let elapsed = started.elapsed();
+        if let Some(index) = positions_ok_index(route, &method, status, cache) {
+            self.positions_ok[index].observe(elapsed);
         } else {
             let method = telemetry::Method::from_name(method.as_str());
-            self.metrics.http.observe(route, method, status, started.elapsed());
+            self.metrics.http.observe(route, method, status, cache, elapsed);
         }
+        if self.access_log {
+            let bytes = hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0);
+            span.in_scope(|| {
+                tracing::info!(
+                    target: "access",
+                    method = method.as_str(),
+                    route,
+                    status,
+                    cache = cache.as_str(),
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    bytes,
+                    request_id = request_id.to_str().unwrap_or_default(),
+                    "request"
+                );
+            });
+        }
+        response.headers_mut().insert(REQUEST_ID.clone(), request_id);
         response
     }
 
-    async fn route<B>(&self, request: &Request<B>, routes: RouteSet) -> (&'static str, Result<HttpResponse, ApiError>) {
+    async fn route<B>(
+        &self,
+        request: &Request<B>,
+        routes: RouteSet,
+    ) -> (&'static str, CacheStatus, Result<HttpResponse, ApiError>) {
         let path = request.uri().path();
         let method = request.method();
         if routes == RouteSet::Public && is_admin_route(path, method) {
-            return (telemetry::HttpMetrics::UNMATCHED_ROUTE, Err(ApiError::NotFound(shorten(path))));
+            return (
+                telemetry::HttpMetrics::UNMATCHED_ROUTE,
+                CacheStatus::None,
+                Err(ApiError::NotFound(shorten(path))),
+            );
         }
         let read = method == Method::GET || method == Method::HEAD;
         let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: method.to_string(), allow });
         if let Some(wallet) = path.strip_prefix(POSITIONS_PREFIX) {
-            let result = match *method {
+            let (cache, result) = match *method {
                 Method::GET | Method::HEAD => self.get_positions(wallet, request.uri().query()).await,
-                Method::DELETE => self.delete_positions(request, wallet).await,
-                _ => not_allowed("GET, HEAD, DELETE"),
+                Method::DELETE => (CacheStatus::None, self.delete_positions(request, wallet).await),
+                _ => (CacheStatus::None, not_allowed("GET, HEAD, DELETE")),
             };
-            return (POSITIONS_ROUTE, result);
+            return (POSITIONS_ROUTE, cache, result);
         }
         let (route, result) = match path {
             ALL_POSITIONS_ROUTE => match *method {
@@ -147,14 +225,25 @@ impl App {
             "/health" | "/livez" | "/readyz" | "/metrics" => (route_name(path), not_allowed("GET, HEAD")),
             _ => (telemetry::HttpMetrics::UNMATCHED_ROUTE, Err(ApiError::NotFound(shorten(path)))),
         };
-        (route, result)
+        (route, CacheStatus::None, result)
     }
 
-    async fn get_positions(&self, wallet: &str, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-        let wallet = Wallet::parse(wallet)?;
-        let force = refresh_requested(query)?;
-        let answer = self.service.positions(&wallet, force).await?;
-        Ok(self.positions_response(&wallet, &answer))
+    /// A wallet's positions, and how the cache took part: `none` for a
+    /// request refused before the lookup, and a failed load a `miss` (or
+    /// a `bypass` with caching off), since it waited for the source.
+    async fn get_positions(&self, wallet: &str, query: Option<&str>) -> (CacheStatus, Result<HttpResponse, ApiError>) {
+        let (wallet, force) = match Wallet::parse(wallet).map_err(ApiError::from).and_then(|wallet| {
+            let force = refresh_requested(query)?;
+            Ok((wallet, force))
+        }) {
+            Ok(parsed) => parsed,
+            Err(e) => return (CacheStatus::None, Err(e)),
+        };
+        match self.service.positions(&wallet, force).await {
+            Ok(answer) => (cache_status(&answer), Ok(self.positions_response(&wallet, &answer))),
+            Err(e) if self.service.cache_enabled() => (CacheStatus::Miss, Err(e)),
+            Err(e) => (CacheStatus::Bypass, Err(e)),
+        }
     }
 
     fn positions_response(&self, wallet: &Wallet, answer: &Answer) -> HttpResponse {
@@ -257,6 +346,10 @@ impl App {
     /// metrics`); `Vary: Accept` since the body depends on it.
     fn metrics<B>(&self, request: &Request<B>) -> HttpResponse {
         self.service.update_gauges();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let figures = runtime.metrics();
+            self.metrics.runtime.set(figures.num_workers(), figures.num_alive_tasks(), figures.global_queue_depth());
+        }
         let accept = request.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
         let format = telemetry::Format::negotiate(accept);
         let mut response = Response::new(Body::full(self.metrics.encode_as(format)));
@@ -298,6 +391,32 @@ struct HealthCacheStats {
     lru_size: usize,
     active_refresh_tasks: usize,
     source: &'static str,
+}
+
+/// How the cache took part in an answer, by where it came from.
+fn cache_status(answer: &Answer) -> CacheStatus {
+    match answer.origin {
+        Origin::Memory | Origin::Redis if answer.stale => CacheStatus::Stale,
+        Origin::Memory | Origin::Redis => CacheStatus::Hit,
+        Origin::MemoryStaleIfError => CacheStatus::Stale,
+        Origin::Source { .. } => CacheStatus::Miss,
+        Origin::Uncached => CacheStatus::Bypass,
+    }
+}
+
+/// The index in `App::positions_ok` of a request's series, if it is one of
+/// them: a `GET` of a wallet's positions answered 200.
+fn positions_ok_index(route: &'static str, method: &Method, status: u16, cache: CacheStatus) -> Option<usize> {
+    if !(status == 200 && *method == Method::GET && route == POSITIONS_ROUTE) {
+        return None;
+    }
+    match cache {
+        CacheStatus::Hit => Some(0),
+        CacheStatus::Stale => Some(1),
+        CacheStatus::Miss => Some(2),
+        CacheStatus::Bypass => Some(3),
+        CacheStatus::None => None,
+    }
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {

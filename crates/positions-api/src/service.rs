@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::model::{Positions, Snapshot};
+use crate::request_context::{Traced, in_scope};
 use crate::source::{Source, SourceError};
 use crate::wallet::Wallet;
 
@@ -101,7 +102,9 @@ struct Fetched {
 #[derive(Debug, Clone)]
 pub struct Service {
     shared: Arc<Shared>,
-    loader: Loader<Wallet, Fetched, SourceError>,
+    /// Keyed by wallet; each flight carries the context of the request
+    /// that started it, for the source call (see `request_context`).
+    loader: Loader<Traced<Wallet>, Fetched, SourceError>,
 }
 
 #[derive(Debug)]
@@ -148,6 +151,7 @@ impl Service {
             .observer(Arc::new(telemetry::MemoryTierObserver::new(Arc::clone(&metrics))))
             .build();
         let source_label = if source.name() == "http" { telemetry::Source::Http } else { telemetry::Source::Ledger };
+        metrics.source.declare(source_label);
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,
             force_refresh_min_interval: options.force_refresh_min_interval,
@@ -160,10 +164,10 @@ impl Service {
         });
         let observer = Arc::new(crate::observers::LoaderMetrics { metrics, source: source_label });
         let for_loads = Arc::clone(&shared);
-        let loader = Loader::with_observer(options.refresh, observer, move |wallet: Wallet| {
+        let loader = Loader::with_observer(options.refresh, observer, move |traced: Traced<Wallet>| {
             let shared = Arc::clone(&for_loads);
             let source = Arc::clone(&source);
-            async move { shared.load(&*source, wallet).await }
+            in_scope(traced.context, async move { shared.load(&*source, traced.key).await })
         });
         Self { shared, loader }
     }
@@ -195,7 +199,7 @@ impl Service {
         // wallet, a forced refresh, caching turned off, and an answer that
         // ends as a fail-safe or an error after the load it waited for.
         shared.metrics.cache.record_lookup(Lookup::Miss);
-        match self.loader.load(wallet.clone()).await {
+        match self.loader.load(Traced::current(wallet.clone())).await {
             Ok(fetched) => {
                 let origin = match (shared.enabled, force_refresh) {
                     (false, _) => Origin::Uncached,
@@ -230,7 +234,7 @@ impl Service {
     /// stale.
     fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
         if entry.is_stale() {
-            self.loader.refresh(wallet.clone());
+            self.loader.refresh(Traced::current(wallet.clone()));
             self.shared.metrics.cache.record_lookup(Lookup::Stale);
         } else {
             self.shared.metrics.cache.record_lookup(Lookup::Hit);
@@ -268,7 +272,7 @@ impl Service {
             Freshness::Expired => return None,
         };
         if stale {
-            self.loader.refresh(wallet.clone());
+            self.loader.refresh(Traced::current(wallet.clone()));
         }
         shared.metrics.cache.record_lookup(if stale { Lookup::Stale } else { Lookup::Hit });
         Some(Answer { snapshot, age, cached: true, stale, origin: Origin::Redis })
@@ -349,7 +353,7 @@ impl Service {
     /// `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         let report = self.loader.shutdown(grace).await;
-        tracing::info!(?report, "loads drained");
+        tracing::info!(finished = report.finished, abandoned = report.abandoned, "loads drained");
     }
 }
 

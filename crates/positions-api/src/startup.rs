@@ -147,7 +147,7 @@ pub fn build(config: &Config) -> Result<Arc<App>, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let redis = redis_with_clock(config, &metrics, Arc::clone(&clock))?;
     let service = Service::new(&service_options(config), source(config)?, Arc::clone(&metrics), clock, redis);
-    Ok(Arc::new(App::new(service, metrics, config.admin_token.clone())))
+    Ok(Arc::new(App::new(service, metrics, config.admin_token.clone()).with_access_log(config.access_log)))
 }
 
 /// Serves `app` on `listeners` (one [`TcpListener`](tokio::net::TcpListener), or [`Listeners`] with

@@ -71,6 +71,7 @@ fn help_documents_every_variable() {
         "SHUTDOWN_GRACE_MS",
         "HTTP_MAX_CONNECTIONS",
         "ADMIN_BIND",
+        "ACCESS_LOG",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -174,14 +175,24 @@ fn serves_the_bundled_sample_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
+/// The requests an upstream received: each one's request line and header
+/// lines, as sent.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>;
+
+/// The value of header `name` (as hyper sends it, lower case) in one
+/// received request.
+fn received_header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter().find_map(|h| h.strip_prefix(name)?.strip_prefix(": ")).map(str::trim_end)
+}
+
 /// A plain HTTP/1.1 upstream on its own threads: wallet `…01` answers 500,
 /// `…02` a body that is not positions, `…03` never answers; anything else
-/// an empty list. It records each request's `Authorization` header.
-fn scripted_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// an empty list. It records each request's head.
+fn scripted_upstream() -> (String, Received) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
-    let authorizations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = std::sync::Arc::clone(&authorizations);
+    let received: Received = std::sync::Arc::default();
+    let seen = std::sync::Arc::clone(&received);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -196,10 +207,8 @@ fn scripted_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>
                     }
                     head.push(line);
                 }
-                let Some(request_line) = head.first() else { return };
-                if let Some(value) = head.iter().find_map(|h| h.strip_prefix("authorization: ")) {
-                    seen.lock().expect("lock").push(value.trim_end().to_owned());
-                }
+                let Some(request_line) = head.first().cloned() else { return };
+                seen.lock().expect("lock").push(head);
                 let (status, body) = if request_line.contains("0000000000000000000000000000000000000001 ") {
                     ("500 Internal Server Error", "boom".to_owned())
                 } else if request_line.contains("0000000000000000000000000000000000000002 ") {
@@ -219,12 +228,12 @@ fn scripted_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>
             });
         }
     });
-    (addr, authorizations)
+    (addr, received)
 }
 
 #[test]
 fn no_upstream_credential_or_address_reaches_a_client_or_the_log() {
-    let (upstream, authorizations) = scripted_upstream();
+    let (upstream, received) = scripted_upstream();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").to_string();
     let wallet = |n: u8| format!("/v4/positions/0x{n:040x}");
     // (source, wallet, status, the failure class the body names)
@@ -259,9 +268,10 @@ fn no_upstream_credential_or_address_reaches_a_client_or_the_log() {
             }
         }
     }
-    let authorizations = authorizations.lock().expect("lock");
+    let received = received.lock().expect("lock");
+    let authorizations: Vec<&str> = received.iter().filter_map(|head| received_header(head, "authorization")).collect();
     assert!(!authorizations.is_empty(), "the upstream was asked");
-    assert!(authorizations.iter().all(|a| a == "Basic YXBwOmh1bnRlcjI="), "credentials are sent: {authorizations:?}");
+    assert!(authorizations.iter().all(|a| *a == "Basic YXBwOmh1bnRlcjI="), "credentials are sent: {authorizations:?}");
 }
 
 #[test]
@@ -277,4 +287,222 @@ fn admin_bind_moves_delete_and_metrics_to_their_own_listener() {
     assert!(body.contains("position_cache_hits_total"), "{body}");
     child.kill().expect("killed");
     child.wait().expect("reaped");
+}
+
+/// One HTTP/1.1 request with extra headers over a fresh connection;
+/// returns status, headers (names lower-cased) and body.
+fn exchange(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout set");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        std::fmt::Write::write_fmt(&mut request, format_args!("{name}: {value}\r\n")).expect("writing to a String");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// The JSON log lines of target `access`.
+fn access_lines(log: &[String]) -> Vec<serde_json::Value> {
+    log.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["target"] == "access")
+        .collect()
+}
+
+const WALLET: &str = "/v4/positions/0x52908400098527886e0f7030069857d2e4169ee7";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+#[test]
+fn an_invalid_rust_log_stops_start_up_with_one_line_and_exit_code_2() {
+    let out = command().env("RUST_LOG", "positions_api=loud").output().expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.contains("RUST_LOG"), "{stderr}");
+    // A valid one starts.
+    let (mut child, addr) = start(&[("RUST_LOG", "warn,positions_api=info")]);
+    assert_eq!(get(&addr, "/livez").0, 200);
+    assert!(stop(&mut child).success());
+}
+
+#[test]
+fn the_json_access_log_has_one_line_per_request_with_json_values() {
+    let (mut child, listening, log) = start_logged(&[("ACCESS_LOG", "true"), ("ADMIN_TOKEN", "t0ken")]);
+    let addr = listening["addr"].as_str().expect("an address").to_owned();
+    let (status, headers, _) = exchange(&addr, "GET", WALLET, &[("X-Request-Id", "client-id-1")]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-request-id"), Some("client-id-1"), "the client's id is echoed");
+    let (status, headers, body) = exchange(&addr, "GET", WALLET, &[("X-Request-Id", "bad id with spaces")]);
+    assert_eq!(status, 200);
+    let generated = header(&headers, "x-request-id").expect("an id is generated").to_owned();
+    assert!(generated != "bad id with spaces" && !generated.is_empty());
+    assert_eq!(exchange(&addr, "GET", "/nowhere", &[]).0, 404);
+    // A line logged while handling a request carries its id.
+    let authorization = ("Authorization", "Bearer t0ken");
+    assert_eq!(exchange(&addr, "DELETE", WALLET, &[authorization, ("X-Request-Id", "admin-7")]).0, 200);
+    assert!(stop(&mut child).success());
+    let log = log.join().expect("log reader");
+
+    let access = access_lines(&log);
+    assert_eq!(access.len(), 4, "one line per request: {log:#?}");
+    let first = &access[0];
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["route"], "/v4/positions/{wallet}");
+    assert_eq!(first["status"], 200, "a JSON number");
+    assert_eq!(first["cache"], "miss");
+    assert_eq!(first["request_id"], "client-id-1");
+    assert!(first["duration_ms"].is_f64() && first["bytes"].as_u64().is_some_and(|b| b > 100), "{first}");
+    let second = &access[1];
+    assert_eq!((&second["cache"], &second["request_id"]), (&serde_json::json!("hit"), &serde_json::json!(generated)));
+    assert_eq!(second["bytes"].as_u64(), Some(body.len() as u64));
+    assert_eq!(
+        (&access[2]["route"], &access[2]["status"], &access[2]["cache"]),
+        (&serde_json::json!("unmatched"), &serde_json::json!(404), &serde_json::json!("none"))
+    );
+    let invalidated = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["message"] == "wallet invalidated")
+        .expect("the DELETE is logged");
+    assert_eq!(invalidated["span"]["request_id"], "admin-7", "{invalidated}");
+    // Nothing is Rust Debug text.
+    let drained = log.iter().find(|l| l.contains("loads drained")).expect("a drain line");
+    let drained: serde_json::Value = serde_json::from_str(drained).expect("JSON");
+    assert!(drained["finished"].is_u64() && drained["abandoned"].is_u64(), "{drained}");
+    assert_eq!(listening["source"], "sample");
+}
+
+#[test]
+fn without_access_log_there_is_no_access_line_but_the_id_is_echoed() {
+    let (mut child, listening, log) = start_logged(&[]);
+    let addr = listening["addr"].as_str().expect("an address").to_owned();
+    let (status, headers, _) = exchange(&addr, "GET", WALLET, &[]);
+    assert_eq!(status, 200);
+    assert!(header(&headers, "x-request-id").is_some_and(|id| !id.is_empty()));
+    assert!(stop(&mut child).success());
+    assert!(access_lines(&log.join().expect("log reader")).is_empty());
+}
+
+#[test]
+fn the_text_access_log_is_one_line_per_request() {
+    let mut child = command()
+        .env("POSITIONS_BIND", "127.0.0.1:0")
+        .env("ACCESS_LOG", "true")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let addr = loop {
+        let line = lines.next().expect("a log line before exiting").expect("readable log");
+        if line.contains("listening") {
+            let addr = line.split("addr=").nth(1).and_then(|rest| rest.split(' ').next()).expect("an addr field");
+            break addr.to_owned();
+        }
+    };
+    let reader = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    assert_eq!(exchange(&addr, "GET", WALLET, &[("X-Request-Id", "text-1")]).0, 200);
+    assert!(stop(&mut child).success());
+    let log = reader.join().expect("log reader");
+    let access: Vec<&String> = log.iter().filter(|l| l.contains(" access: ")).collect();
+    assert_eq!(access.len(), 1, "{log:#?}");
+    for field in [
+        "method=\"GET\"",
+        "route=\"/v4/positions/{wallet}\"",
+        "status=200",
+        "cache=\"miss\"",
+        "duration_ms=",
+        "bytes=",
+        "request_id=\"text-1\"",
+    ] {
+        assert!(access[0].contains(field), "no {field} in {}", access[0]);
+    }
+}
+
+#[test]
+fn the_upstream_gets_the_request_id_and_trace_context_of_the_request_that_loaded() {
+    let (upstream, received) = scripted_upstream();
+    let source = format!("http://{upstream}/");
+    let (mut child, listening, _log) = start_logged(&[("POSITIONS_SOURCE", source.as_str())]);
+    let addr = listening["addr"].as_str().expect("an address").to_owned();
+    let traced = [("X-Request-Id", "caller-42"), ("traceparent", TRACEPARENT), ("tracestate", "vendor=1")];
+    assert_eq!(exchange(&addr, "GET", &format!("/v4/positions/0x{:040x}", 10), &traced).0, 200);
+    let (status, headers, _) = exchange(&addr, "GET", &format!("/v4/positions/0x{:040x}", 11), &[]);
+    assert_eq!(status, 200);
+    let generated = header(&headers, "x-request-id").expect("a generated id").to_owned();
+    let bad_trace = [("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")];
+    assert_eq!(exchange(&addr, "GET", &format!("/v4/positions/0x{:040x}", 12), &bad_trace).0, 200);
+    child.kill().expect("killed");
+    child.wait().expect("reaped");
+
+    let received = received.lock().expect("lock");
+    let for_wallet = |n: u8| {
+        let wallet = format!("0x{n:040x}");
+        received.iter().find(|head| head[0].contains(&wallet)).unwrap_or_else(|| panic!("no load of {wallet}"))
+    };
+    let first = for_wallet(10);
+    assert_eq!(received_header(first, "x-request-id"), Some("caller-42"));
+    assert_eq!(received_header(first, "traceparent"), Some(TRACEPARENT));
+    assert_eq!(received_header(first, "tracestate"), Some("vendor=1"));
+    let second = for_wallet(11);
+    assert_eq!(received_header(second, "x-request-id"), Some(generated.as_str()));
+    assert_eq!(received_header(second, "traceparent"), None);
+    assert_eq!(received_header(for_wallet(12), "traceparent"), None, "an invalid traceparent is not forwarded");
+}
+
+#[test]
+fn metrics_show_the_build_the_process_and_answers_by_cache_outcome() {
+    let (mut child, addr) = start(&[]);
+    // Before any load: the source histogram is there, at zero.
+    let (_, before) = get(&addr, "/metrics");
+    assert!(
+        before.contains("\nposition_source_fetch_duration_seconds_count{source=\"ledger\",outcome=\"ok\"} 0\n"),
+        "{before}"
+    );
+    assert_eq!(get(&addr, WALLET).0, 200);
+    assert_eq!(get(&addr, WALLET).0, 200);
+    assert_eq!(get(&addr, "/v4/positions/not-a-wallet").0, 400);
+    let (status, text) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    let sample = |series: &str| {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')).map(|v| v.parse::<f64>().expect("a float"))
+    };
+    let route = "route=\"/v4/positions/{wallet}\",method=\"GET\"";
+    for (labels, count) in [
+        ("status=\"200\",cache=\"miss\"", 1.0),
+        ("status=\"200\",cache=\"hit\"", 1.0),
+        ("status=\"400\",cache=\"none\"", 1.0),
+    ] {
+        let series = format!("http_request_duration_seconds_count{{{route},{labels}}}");
+        assert_eq!(sample(&series), Some(count), "{series}\n{text}");
+    }
+    let build = text.lines().find(|l| l.starts_with("positions_api_build_info{")).expect("build info");
+    let revision = build.split("revision=\"").nth(1).and_then(|r| r.split('"').next()).expect("a revision");
+    assert!(revision == "unknown" || revision.bytes().all(|b| b.is_ascii_hexdigit()), "{build}");
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{build}");
+    if cfg!(target_os = "linux") {
+        let started = sample("process_start_time_seconds").expect("a start time");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64();
+        assert!(started <= now + 1.0 && started > now - 3600.0, "started {started}, now {now}");
+        for name in ["process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"] {
+            assert!(sample(name).is_some(), "no {name}");
+        }
+    }
+    assert!(sample("tokio_runtime_workers").is_some_and(|w| w >= 1.0), "{text}");
+    assert!(stop(&mut child).success());
 }

@@ -349,17 +349,48 @@ fn metrics_answer_prometheus_in_openmetrics_and_everyone_else_in_the_classic_for
                 assert!(exposed.contains(&name), "rules.yaml reads {name}, which /metrics does not expose:\n{expr}");
                 read += 1;
             }
+            // Label values the rules select are ones the service writes
+            // (a breaker state or a cache outcome renamed would silence them).
+            for (label, known) in [
+                ("cache", &["hit", "stale", "miss", "bypass", "none"][..]),
+                ("state", &["closed", "half_open", "open"][..]),
+            ] {
+                for value in selected_values(expr, label) {
+                    assert!(known.contains(&value), "rules.yaml selects {label}=\"{value}\", which is never written");
+                    let series = format!("{label}=\"{value}\"");
+                    assert!(
+                        value == "stale" || value == "bypass" || openmetrics.body.contains(&series),
+                        "no series with {series} in /metrics"
+                    );
+                }
+            }
         }
     }
     assert!(read > 10, "the rules read the service's metrics");
 }
 
 /// The names in a `PromQL` expression that are this service's metrics (its
-/// families start with `position_` or `http_`; recording rules' names
-/// contain a colon and are left out).
+/// families start with `position_`, `positions_api_`, `http_`, `process_`
+/// or `tokio_`; recording rules' names contain a colon and are left out).
 fn metric_names(expr: &str) -> impl Iterator<Item = &str> {
+    const PREFIXES: [&str; 5] = ["position_", "positions_api_", "http_", "process_", "tokio_"];
     expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .filter(|word| !word.contains(':') && (word.starts_with("position_") || word.starts_with("http_")))
+        .filter(|word| !word.contains(':') && PREFIXES.iter().any(|prefix| word.starts_with(prefix)))
+}
+
+/// The label values a `PromQL` expression selects for `label` with `=` or
+/// `=~` (alternatives split on `|`).
+fn selected_values<'e>(expr: &'e str, label: &str) -> Vec<&'e str> {
+    let mut values = Vec::new();
+    for op in ["=\"", "=~\""] {
+        let pattern = format!("{label}{op}");
+        for (at, _) in expr.match_indices(&pattern) {
+            let rest = &expr[at + pattern.len()..];
+            let value = &rest[..rest.find('"').expect("a closed label value")];
+            values.extend(value.split('|'));
+        }
+    }
+    values
 }
 
 #[test]

@@ -246,6 +246,7 @@ fn suffixes(kind: &str) -> &'static [&'static str] {
         "counter" => &["_total", "_created"],
         "gauge" | "unknown" => &[""],
         "histogram" => &["_bucket", "_sum", "_count", "_created"],
+        "info" => &["_info"],
         _ => &[],
     }
 }

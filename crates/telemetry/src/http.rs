@@ -1,10 +1,14 @@
 //! HTTP requests answered and how long they took, by route template,
-//! method and status code.
+//! method, status code and cache outcome.
 //!
 //! Cardinality is bounded by construction: the route is a `&'static str`
 //! (a template such as `/v4/positions/{wallet}`, never the request's path,
 //! which would make one series per wallet), the method is a closed enum with
-//! a catch-all, and the status is a number.
+//! a catch-all, the status is a number, and the cache outcome is a closed
+//! enum of five values. The `cache` label is what makes "p99 of cached
+//! answers" one query: answers from the cache take microseconds, answers
+//! that waited for the source take the source's time, and a histogram
+//! that mixed them would show neither.
 
 use std::time::Duration;
 
@@ -91,6 +95,51 @@ impl Method {
 
 label_value_by_as_str!(Method);
 
+/// How the cache took part in answering a request, as the `cache` label.
+///
+/// # Examples
+///
+/// ```
+/// use telemetry::CacheStatus;
+///
+/// assert_eq!(CacheStatus::Stale.as_str(), "stale");
+/// assert_eq!(CacheStatus::ALL.len(), 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheStatus {
+    /// Answered at once from a cache tier, within the TTL.
+    Hit,
+    /// Answered at once from a cache tier with data past its TTL: during
+    /// stale-while-revalidate, or as a fail-safe after the source failed.
+    Stale,
+    /// The request waited for a load from the source (a cold wallet or a
+    /// forced refresh), or failed after trying one.
+    Miss,
+    /// Caching is off: every request loads from the source.
+    Bypass,
+    /// No cache lookup happened: any route but the positions of a wallet,
+    /// and requests refused before the lookup (a malformed wallet).
+    None,
+}
+
+impl CacheStatus {
+    /// Every outcome, in declaration order.
+    pub const ALL: [Self; 5] = [Self::Hit, Self::Stale, Self::Miss, Self::Bypass, Self::None];
+
+    /// The label value: the outcome in lower case.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Stale => "stale",
+            Self::Miss => "miss",
+            Self::Bypass => "bypass",
+            Self::None => "none",
+        }
+    }
+}
+
+label_value_by_as_str!(CacheStatus);
+
 /// The HTTP request counter and duration histogram.
 ///
 /// Reached as [`Metrics::http`](crate::Metrics::http). Clones share the same
@@ -100,22 +149,23 @@ label_value_by_as_str!(Method);
 /// with `Family::get_or_create`, which takes a read lock on each family's map
 /// (a write lock the first time a label set is seen), then does one atomic
 /// add and one histogram update under the histogram's mutex. The label set
-/// is a small `Copy` value, so the lookup hashes a pointer, a length and two
+/// is a small `Copy` value, so the lookup hashes a pointer, a length and three
 /// small integers, and allocates nothing.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use telemetry::{HttpMetrics, Method, Metrics};
+/// use telemetry::{CacheStatus, HttpMetrics, Method, Metrics};
 ///
 /// let metrics = Metrics::new();
-/// metrics.http.observe("/v4/positions/{wallet}", Method::Get, 200, Duration::from_micros(120));
-/// metrics.http.observe(HttpMetrics::UNMATCHED_ROUTE, Method::Get, 404, Duration::from_micros(30));
+/// let route = "/v4/positions/{wallet}";
+/// metrics.http.observe(route, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(120));
+/// metrics.http.observe(HttpMetrics::UNMATCHED_ROUTE, Method::Get, 404, CacheStatus::None, Duration::from_micros(30));
 ///
 /// let text = metrics.encode();
-/// assert!(text.contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 1"#));
-/// assert!(text.contains(r#"http_requests_total{route="unmatched",method="GET",status="404"} 1"#));
+/// assert!(text.contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"} 1"#));
+/// assert!(text.contains(r#"http_requests_total{route="unmatched",method="GET",status="404",cache="none"} 1"#));
 /// ```
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
@@ -143,12 +193,12 @@ impl HttpMetrics {
         let duration = Family::<HttpLabels, Histogram>::new_with_constructor(histogram);
         registry.register(
             "http_requests",
-            "HTTP requests answered, by route template, method and status code",
+            "HTTP requests answered, by route template, method, status code and cache outcome",
             requests.clone(),
         );
         registry.register_with_unit(
             "http_request_duration",
-            "Time from receiving an HTTP request to answering it, by route template, method and status code",
+            "Time from receiving an HTTP request to answering it, by route template, method, status code and cache outcome",
             Unit::Seconds,
             duration.clone(),
         );
@@ -157,9 +207,9 @@ impl HttpMetrics {
 
     /// Records one request to `route` (a template, or
     /// [`UNMATCHED_ROUTE`](Self::UNMATCHED_ROUTE)) answered with `status`
-    /// after `elapsed`.
-    pub fn observe(&self, route: &'static str, method: Method, status: u16, elapsed: Duration) {
-        let labels = HttpLabels { route, method, status };
+    /// after `elapsed`, the cache having taken part as `cache` says.
+    pub fn observe(&self, route: &'static str, method: Method, status: u16, cache: CacheStatus, elapsed: Duration) {
+        let labels = HttpLabels { route, method, status, cache };
         self.requests.get_or_create(&labels).inc();
         self.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
@@ -172,16 +222,17 @@ impl HttpMetrics {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use telemetry::{Method, Metrics};
+    /// use telemetry::{CacheStatus, Method, Metrics};
     ///
     /// let metrics = Metrics::new();
-    /// let ok = metrics.http.series("/v4/positions/{wallet}", Method::Get, 200);
-    /// ok.observe(Duration::from_micros(80));
-    /// metrics.http.observe("/v4/positions/{wallet}", Method::Get, 200, Duration::from_micros(90));
-    /// assert!(metrics.encode().contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 2"#));
+    /// let route = "/v4/positions/{wallet}";
+    /// let hit = metrics.http.series(route, Method::Get, 200, CacheStatus::Hit);
+    /// hit.observe(Duration::from_micros(80));
+    /// metrics.http.observe(route, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(90));
+    /// assert!(metrics.encode().contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"} 2"#));
     /// ```
-    pub fn series(&self, route: &'static str, method: Method, status: u16) -> HttpSeries {
-        let labels = HttpLabels { route, method, status };
+    pub fn series(&self, route: &'static str, method: Method, status: u16, cache: CacheStatus) -> HttpSeries {
+        let labels = HttpLabels { route, method, status, cache };
         HttpSeries {
             requests: self.requests.get_or_create_owned(&labels),
             duration: self.duration.get_or_create_owned(&labels),
@@ -213,6 +264,7 @@ struct HttpLabels {
     route: &'static str,
     method: Method,
     status: u16,
+    cache: CacheStatus,
 }
 
 #[cfg(test)]
@@ -226,38 +278,69 @@ mod tests {
     #[test]
     fn labels_render_route_template_method_and_numeric_status() {
         let metrics = Metrics::new();
-        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(80));
-        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(95));
-        metrics.http.observe(WALLET_ROUTE, Method::Delete, 401, Duration::from_micros(20));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(80));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(95));
+        metrics.http.observe(WALLET_ROUTE, Method::Delete, 401, CacheStatus::None, Duration::from_micros(20));
         let text = metrics.encode();
         assert_eq!(
-            sample(&text, r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"}"#),
+            sample(
+                &text,
+                r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"}"#
+            ),
             Some(2.0)
         );
         assert_eq!(
-            sample(&text, r#"http_requests_total{route="/v4/positions/{wallet}",method="DELETE",status="401"}"#),
+            sample(
+                &text,
+                r#"http_requests_total{route="/v4/positions/{wallet}",method="DELETE",status="401",cache="none"}"#
+            ),
             Some(1.0)
         );
         assert_eq!(
             sample(
                 &text,
-                r#"http_request_duration_seconds_count{route="/v4/positions/{wallet}",method="GET",status="200"}"#
+                r#"http_request_duration_seconds_count{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"}"#
             ),
             Some(2.0)
         );
     }
 
     #[test]
+    fn cached_answers_and_loads_land_in_series_of_their_own() {
+        let metrics = Metrics::new();
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(40));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Stale, Duration::from_micros(60));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Miss, Duration::from_millis(300));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 502, CacheStatus::Miss, Duration::from_millis(90));
+        let text = metrics.encode();
+        let count = |status: &str, cache: &str| {
+            sample(
+                &text,
+                &format!(
+                    "http_request_duration_seconds_count{{route=\"{WALLET_ROUTE}\",method=\"GET\",status=\"{status}\",cache=\"{cache}\"}}"
+                ),
+            )
+        };
+        assert_eq!(count("200", "hit"), Some(1.0));
+        assert_eq!(count("200", "stale"), Some(1.0));
+        assert_eq!(count("200", "miss"), Some(1.0));
+        assert_eq!(count("502", "miss"), Some(1.0));
+        assert_eq!(count("200", "bypass"), None, "no series until used");
+        let labels: Vec<&str> = CacheStatus::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(labels, ["hit", "stale", "miss", "bypass", "none"]);
+    }
+
+    #[test]
     fn a_cached_answer_lands_below_a_tenth_of_a_millisecond() {
         let metrics = Metrics::new();
-        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(40));
-        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(70));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(40));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(70));
         let text = metrics.encode();
         let bucket = |le: &str| {
             sample(
                 &text,
                 &format!(
-                    "http_request_duration_seconds_bucket{{le=\"{le}\",route=\"{WALLET_ROUTE}\",method=\"GET\",status=\"200\"}}"
+                    "http_request_duration_seconds_bucket{{le=\"{le}\",route=\"{WALLET_ROUTE}\",method=\"GET\",status=\"200\",cache=\"hit\"}}"
                 ),
             )
         };

@@ -7,7 +7,7 @@
 //! an `Arc<Metrics>`. Its fields group the families by area
 //! ([`cache`](Metrics::cache), [`memory`](Metrics::memory),
 //! [`tier2`](Metrics::tier2), [`source`](Metrics::source),
-//! [`http`](Metrics::http)), and their methods take enums rather than free
+//! [`http`](Metrics::http), [`runtime`](Metrics::runtime)), and their methods take enums rather than free
 //! strings wherever the set of label values is closed, so a call site cannot
 //! invent a new series by accident. [`Metrics::encode`] renders everything
 //! as [OpenMetrics] text, to be served with [`CONTENT_TYPE`];
@@ -29,7 +29,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use telemetry::{Lookup, Method, Metrics, Outcome, Source};
+//! use telemetry::{CacheStatus, Lookup, Method, Metrics, Outcome, Source};
 //!
 //! let metrics = Arc::new(Metrics::new());
 //!
@@ -38,13 +38,13 @@
 //! metrics.cache.record_lookup(Lookup::Stale);
 //! metrics.cache.record_refresh_started();
 //! metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(180));
-//! metrics.http.observe("/v4/positions/{wallet}", Method::Get, 200, Duration::from_micros(90));
+//! metrics.http.observe("/v4/positions/{wallet}", Method::Get, 200, CacheStatus::Stale, Duration::from_micros(90));
 //!
 //! let text = metrics.encode();
 //! assert!(text.contains("\nposition_cache_hits_total 1\n"));
 //! assert!(text.contains("\nposition_cache_stale_serves_total 1\n"));
 //! assert!(text.contains("\nposition_cache_refresh_triggers_total 1\n"));
-//! assert!(text.contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 1"#));
+//! assert!(text.contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="stale"} 1"#));
 //! assert!(text.ends_with("# EOF\n"));
 //! ```
 //!
@@ -75,10 +75,27 @@
 //! | `position_cache_redis_corrupt_values_total` | counter | | tier-2 values that could not be decoded and were ignored |
 //! | `position_cache_redis_oversized_values_total` | counter | | tier-2 values over `REDIS_MAX_VALUE_BYTES`, read as misses |
 //! | `position_cache_redis_up` | gauge | | 1 while tier 2 answers (operations or the health probe), 0 while it does not; absent without Redis |
-//! | `position_cache_redis_breaker_state` | gauge | | tier-2 circuit breaker: 0 closed, 1 half-open, 2 open; absent without Redis |
-//! | `position_source_fetch_duration_seconds` | histogram | `source`: `ledger`, `http`; `outcome`: `ok`, `error`, `timeout`, `panicked` | time to load one wallet from the source; buckets 1 ms to 10 s |
-//! | `http_requests_total` | counter | `route` (template), `method`, `status` | HTTP requests answered |
-//! | `http_request_duration_seconds` | histogram | `route` (template), `method`, `status` | time to answer an HTTP request; buckets 50 µs to 10 s |
+//! | `position_cache_redis_breaker_state` | gauge | `state`: `closed`, `half_open`, `open` | tier-2 circuit breaker, one series per state: 1 for the current one, 0 for the others; absent without Redis |
+//! | `position_source_fetch_duration_seconds` | histogram | `source`: `ledger`, `http`; `outcome`: `ok`, `error`, `timeout`, `panicked` | time to load one wallet from the source; buckets 1 ms to 10 s; the configured source's series exist from start |
+//! | `http_requests_total` | counter | `route` (template), `method`, `status`, `cache` | HTTP requests answered |
+//! | `http_request_duration_seconds` | histogram | `route` (template), `method`, `status`, `cache`: `hit`, `stale`, `miss`, `bypass`, `none` | time to answer an HTTP request; buckets 50 µs to 10 s |
+//! | `tokio_runtime_workers` | gauge | | worker threads of the async runtime (set by the service before each scrape) |
+//! | `tokio_runtime_alive_tasks` | gauge | | tasks alive in the runtime |
+//! | `tokio_runtime_global_queue_depth` | gauge | | tasks waiting in the runtime's global queue |
+//! | `positions_api_build_info` | info (a gauge in the classic format) | `version`, `revision` | 1; the build this process runs (absent until the service sets it) |
+//! | `process_cpu_seconds_total` | counter | | user and system CPU time (Linux; read from `/proc` at each scrape) |
+//! | `process_resident_memory_bytes` | gauge | | resident memory |
+//! | `process_virtual_memory_bytes` | gauge | | virtual memory |
+//! | `process_start_time_seconds` | gauge | | when the process started, in seconds since the epoch |
+//! | `process_open_fds` | gauge | | open file descriptors |
+//! | `process_max_fds` | gauge | | the open-file soft limit (absent when unlimited) |
+//!
+//! `cache` says how the cache took part in an answer ([`CacheStatus`]):
+//! `hit` and `stale` were answered at once from a tier, `miss` waited for
+//! (or failed after) a load, `bypass` had caching off, and `none` had no
+//! lookup (other routes, and requests refused before one). "p99 of cached
+//! answers" is therefore
+//! `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/v4/positions/{wallet}",cache=~"hit|stale"}[5m])))`.
 //!
 //! The hit rate that `/health` reports is `hits / (hits + misses)`
 //! ([`CacheCounts::hit_ratio`]); stale serves are a subset of hits, not a
@@ -100,10 +117,13 @@
 //! lookup hashes a few words and allocates nothing. A histogram observation
 //! takes the histogram's own mutex.
 //!
-//! Those three families have no series until first used, and
-//! prometheus-client leaves a family without series out of the exposition
-//! altogether, `# HELP` and `# TYPE` included: a replica that has served no
-//! request yet shows no `http_requests_total`.
+//! The two `http_*` families have no series until first used (the service
+//! makes its busiest ones when it starts), and prometheus-client leaves a
+//! family without series out of the exposition altogether, `# HELP` and
+//! `# TYPE` included. The source histogram has its series from
+//! [`SourceMetrics::declare`], which the service calls at start-up. The
+//! process families cost nothing between scrapes: they are read when
+//! encoded.
 //!
 //! [OpenMetrics]: https://prometheus.io/docs/specs/om/open_metrics_spec/
 
@@ -127,6 +147,7 @@ macro_rules! label_value_by_as_str {
     )+};
 }
 
+mod build_info;
 mod cache;
 mod classic;
 pub mod exposition;
@@ -135,6 +156,8 @@ mod http;
 mod memory;
 mod metrics;
 mod observer;
+mod process;
+mod runtime;
 mod source;
 #[cfg(test)]
 mod testing;
@@ -142,9 +165,10 @@ mod tier2;
 
 pub use cache::{CacheCounts, CacheMetrics, LoadKind, Lookup};
 pub use format::{CONTENT_TYPE, Format, TEXT_CONTENT_TYPE};
-pub use http::{HttpMetrics, HttpSeries, Method};
+pub use http::{CacheStatus, HttpMetrics, HttpSeries, Method};
 pub use memory::MemoryMetrics;
 pub use metrics::Metrics;
 pub use observer::MemoryTierObserver;
+pub use runtime::RuntimeMetrics;
 pub use source::{Outcome, Source, SourceMetrics};
 pub use tier2::{BreakerState, RedisErrorReply, RedisOp, Tier2Metrics};

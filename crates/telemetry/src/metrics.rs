@@ -7,11 +7,14 @@
 use prometheus_client::encoding::text;
 use prometheus_client::registry::Registry;
 
+use crate::build_info::BuildInfo;
 use crate::cache::CacheMetrics;
 use crate::classic;
 use crate::format::Format;
 use crate::http::HttpMetrics;
 use crate::memory::MemoryMetrics;
+use crate::process::ProcessCollector;
+use crate::runtime::RuntimeMetrics;
 use crate::source::SourceMetrics;
 use crate::tier2::Tier2Metrics;
 
@@ -32,7 +35,7 @@ use crate::tier2::Tier2Metrics;
 ///
 /// // What `GET /metrics` answers.
 /// let body = metrics.encode();
-/// assert!(body.contains("\nposition_cache_redis_breaker_state 1\n"));
+/// assert!(body.contains("\nposition_cache_redis_breaker_state{state=\"half_open\"} 1\n"));
 /// assert!(body.ends_with("# EOF\n"));
 /// assert!(CONTENT_TYPE.starts_with("application/openmetrics-text"));
 /// ```
@@ -49,12 +52,16 @@ pub struct Metrics {
     pub source: SourceMetrics,
     /// HTTP requests.
     pub http: HttpMetrics,
+    /// The async runtime, as the service reads it before a scrape.
+    pub runtime: RuntimeMetrics,
+    build_info: BuildInfo,
     registry: Registry,
 }
 
 impl Metrics {
     /// Creates every family, registered in the order of the metric
-    /// reference table, with every counter and gauge at zero.
+    /// reference table, with every counter and gauge at zero; the process
+    /// families are read at each scrape.
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let cache = CacheMetrics::register(&mut registry);
@@ -62,7 +69,29 @@ impl Metrics {
         let tier2 = Tier2Metrics::register(&mut registry);
         let source = SourceMetrics::register(&mut registry);
         let http = HttpMetrics::register(&mut registry);
-        Self { cache, memory, tier2, source, http, registry }
+        let runtime = RuntimeMetrics::register(&mut registry);
+        let build_info = BuildInfo::default();
+        registry.register(
+            "positions_api_build",
+            "The build this process runs: its version and source revision as labels, value 1",
+            build_info.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        Self { cache, memory, tier2, source, http, runtime, build_info, registry }
+    }
+
+    /// Sets `positions_api_build_info{version, revision}`, which is absent
+    /// until then; a process has one build, so later calls change nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let metrics = telemetry::Metrics::new();
+    /// metrics.set_build_info("0.1.0", "1a2b3c4");
+    /// assert!(metrics.encode().contains("positions_api_build_info{version=\"0.1.0\",revision=\"1a2b3c4\"} 1\n"));
+    /// ```
+    pub fn set_build_info(&self, version: &str, revision: &str) {
+        self.build_info.set(version, revision);
     }
 
     /// Renders every family in the `OpenMetrics` text format, ending with `# EOF`, to be

@@ -62,6 +62,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [Self; 4] = [Self::Ok, Self::Error, Self::Timeout, Self::Panicked];
+
     /// The label value.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -80,9 +83,11 @@ label_value_by_as_str!(Outcome);
 /// Reached as [`Metrics::source`](crate::Metrics::source). Clones share the
 /// same series.
 ///
-/// A series appears on its first observation, and the family with its
-/// first series (prometheus-client leaves empty families out): a replica
-/// that only ever uses the ledger shows no `source="http"` series. Each observation looks its
+/// The service [`declare`](Self::declare)s its source at start-up, which
+/// makes that source's series, one per outcome, at zero: the family is in
+/// the exposition before the first load, and a rate or an alert on an
+/// outcome works from its first occurrence. A replica that only ever uses
+/// the ledger shows no `source="http"` series. Each observation looks its
 /// label set up with `Family::get_or_create`, which takes a read lock; at one
 /// observation per load (hundreds of milliseconds each) that cost is noise.
 ///
@@ -123,6 +128,26 @@ impl SourceMetrics {
             fetch_duration.clone(),
         );
         Self { fetch_duration }
+    }
+
+    /// Makes the series of `source`, one per [`Outcome`], at zero, so that
+    /// they are exposed before the first load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use telemetry::{Metrics, Source};
+    ///
+    /// let metrics = Metrics::new();
+    /// metrics.source.declare(Source::Http);
+    /// let text = metrics.encode();
+    /// assert!(text.contains("position_source_fetch_duration_seconds_count{source=\"http\",outcome=\"timeout\"} 0\n"));
+    /// assert!(!text.contains("source=\"ledger\""));
+    /// ```
+    pub fn declare(&self, source: Source) {
+        for outcome in Outcome::ALL {
+            drop(self.fetch_duration.get_or_create(&SourceLabels { source, outcome }));
+        }
     }
 
     /// Records one load from `source` that ended with `outcome` after
@@ -187,6 +212,20 @@ mod tests {
         assert!(!metrics.encode().contains("position_source_fetch_duration"), "no load, no family");
         metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(1));
         assert!(metrics.encode().contains("\n# UNIT position_source_fetch_duration_seconds seconds\n"));
+    }
+
+    #[test]
+    fn a_declared_source_shows_every_outcome_at_zero_before_its_first_load() {
+        let metrics = Metrics::new();
+        metrics.source.declare(Source::Ledger);
+        let text = metrics.encode();
+        crate::exposition::parse_strict(&text).unwrap();
+        for outcome in ["ok", "error", "timeout", "panicked"] {
+            let series =
+                format!("position_source_fetch_duration_seconds_count{{source=\"ledger\",outcome=\"{outcome}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        assert!(!text.contains("source=\"http\""), "only the declared source");
     }
 
     #[test]

@@ -9,9 +9,17 @@
 //! out of the exposition until first set, which the service does only when
 //! Redis is configured: a replica without Redis shows no `up` gauge at
 //! all, rather than a 0 that an alert on "Redis down" would page for.
+//!
+//! The breaker is one series per state, `state="closed"`, `"half_open"` and
+//! `"open"`, the current one 1 and the others 0 (the shape of an
+//! `OpenMetrics` state set, as a gauge so that the classic format carries
+//! it too): `position_cache_redis_breaker_state{state="open"} == 1` selects
+//! the replicas skipping Redis, and a `sum by (state)` counts replicas per
+//! state. The three series are rendered from one atomic, so a scrape never
+//! sees two states at once, or none.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
@@ -105,7 +113,7 @@ impl RedisErrorReply {
 
 label_value_by_as_str!(RedisOp, RedisErrorReply);
 
-/// The Redis tier's circuit breaker, as the value of
+/// The Redis tier's circuit breaker, as the `state` label of
 /// `position_cache_redis_breaker_state`.
 ///
 /// # Examples
@@ -115,30 +123,45 @@ label_value_by_as_str!(RedisOp, RedisErrorReply);
 ///
 /// let metrics = Metrics::new();
 /// metrics.tier2.set_breaker(BreakerState::Open);
-/// assert!(metrics.encode().contains("\nposition_cache_redis_breaker_state 2\n"));
+/// let text = metrics.encode();
+/// assert!(text.contains("\nposition_cache_redis_breaker_state{state=\"open\"} 1\n"));
+/// assert!(text.contains("\nposition_cache_redis_breaker_state{state=\"closed\"} 0\n"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BreakerState {
-    /// Redis is used normally (0).
+    /// Redis is used normally (`closed`).
     #[default]
     Closed,
-    /// A trial request is allowed through to see whether Redis is back (1).
+    /// A trial request is allowed through to see whether Redis is back
+    /// (`half_open`).
     HalfOpen,
-    /// Redis is skipped after repeated failures (2).
+    /// Redis is skipped after repeated failures (`open`).
     Open,
 }
 
 impl BreakerState {
-    /// The gauge value: 0 closed, 1 half-open, 2 open, so that a larger
-    /// value is a worse state and `max` across replicas is meaningful.
-    pub const fn value(self) -> i64 {
+    /// Every state, in declaration order (the order of the series).
+    pub const ALL: [Self; 3] = [Self::Closed, Self::HalfOpen, Self::Open];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
         match self {
-            Self::Closed => 0,
-            Self::HalfOpen => 1,
-            Self::Open => 2,
+            Self::Closed => "closed",
+            Self::HalfOpen => "half_open",
+            Self::Open => "open",
+        }
+    }
+
+    const fn from_index(index: u8) -> Self {
+        match index {
+            0 => Self::Closed,
+            1 => Self::HalfOpen,
+            _ => Self::Open,
         }
     }
 }
+
+label_value_by_as_str!(BreakerState);
 
 /// The Redis tier's metrics.
 ///
@@ -174,7 +197,7 @@ pub struct Tier2Metrics {
     corrupt_values: Counter,
     oversized_values: Counter,
     up: ConfiguredGauge,
-    breaker_state: ConfiguredGauge,
+    breaker_state: BreakerGauge,
 }
 
 impl Tier2Metrics {
@@ -193,7 +216,7 @@ impl Tier2Metrics {
             corrupt_values: Counter::default(),
             oversized_values: Counter::default(),
             up: ConfiguredGauge::default(),
-            breaker_state: ConfiguredGauge::default(),
+            breaker_state: BreakerGauge::default(),
         };
         registry.register(
             "position_cache_redis_hits",
@@ -232,7 +255,7 @@ impl Tier2Metrics {
         );
         registry.register(
             "position_cache_redis_breaker_state",
-            "Tier-2 (Redis) circuit breaker state: 0 closed, 1 half-open, 2 open; absent without Redis",
+            "Tier-2 (Redis) circuit breaker, one series per state (closed, half_open, open): 1 for the current state, 0 for the others; absent without Redis",
             metrics.breaker_state.clone(),
         );
         metrics
@@ -278,20 +301,20 @@ impl Tier2Metrics {
     /// Sets the circuit breaker's state. The gauge appears in the
     /// exposition at the first call, as [`set_up`](Self::set_up)'s does.
     pub fn set_breaker(&self, state: BreakerState) {
-        self.breaker_state.set(state.value());
+        self.breaker_state.set(state);
     }
 }
 
 /// A gauge left out of the exposition (no `# HELP`, no `# TYPE`, no
 /// sample) until it is first set.
 #[derive(Debug, Clone, Default)]
-struct ConfiguredGauge {
+pub(crate) struct ConfiguredGauge {
     gauge: Gauge,
     set: Arc<AtomicBool>,
 }
 
 impl ConfiguredGauge {
-    fn set(&self, value: i64) {
+    pub(crate) fn set(&self, value: i64) {
         self.gauge.set(value);
         self.set.store(true, Ordering::Relaxed);
     }
@@ -309,6 +332,45 @@ impl EncodeMetric for ConfiguredGauge {
     fn is_empty(&self) -> bool {
         !self.set.load(Ordering::Relaxed)
     }
+}
+
+/// The breaker's state set: left out until first set, like
+/// [`ConfiguredGauge`], then one gauge sample per [`BreakerState`], all
+/// read from one atomic.
+#[derive(Debug, Clone, Default)]
+struct BreakerGauge {
+    /// `BreakerState as u8 + 1`; 0 until first set.
+    state: Arc<AtomicU8>,
+}
+
+impl BreakerGauge {
+    fn set(&self, state: BreakerState) {
+        self.state.store(state as u8 + 1, Ordering::Relaxed);
+    }
+}
+
+impl EncodeMetric for BreakerGauge {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(index) = self.state.load(Ordering::Relaxed).checked_sub(1) else { return Ok(()) };
+        let current = BreakerState::from_index(index);
+        for state in BreakerState::ALL {
+            encoder.encode_family(&StateLabels { state })?.encode_gauge(&i64::from(state == current))?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+
+    fn is_empty(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    state: BreakerState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -384,18 +446,26 @@ mod tests {
         crate::exposition::parse_strict(&text).unwrap();
         metrics.tier2.set_breaker(BreakerState::Closed);
         let text = metrics.encode();
-        assert_eq!(sample(&text, "position_cache_redis_breaker_state"), Some(0.0));
+        assert_eq!(sample(&text, r#"position_cache_redis_breaker_state{state="closed"}"#), Some(1.0));
         assert!(!text.contains("position_cache_redis_up"), "each gauge appears when set");
         metrics.tier2.set_up(false);
         assert_eq!(sample(&metrics.encode(), "position_cache_redis_up"), Some(0.0));
     }
 
     #[test]
-    fn breaker_states_render_as_zero_one_two() {
+    fn the_breaker_is_one_series_per_state_with_the_current_one_at_1() {
         let metrics = Metrics::new();
-        for (state, value) in [(BreakerState::Open, 2.0), (BreakerState::HalfOpen, 1.0), (BreakerState::Closed, 0.0)] {
-            metrics.tier2.set_breaker(state);
-            assert_eq!(sample(&metrics.encode(), "position_cache_redis_breaker_state"), Some(value), "{state:?}");
+        for current in [BreakerState::Open, BreakerState::HalfOpen, BreakerState::Closed] {
+            metrics.tier2.set_breaker(current);
+            let text = metrics.encode();
+            crate::exposition::parse_strict(&text).unwrap();
+            for (state, label) in
+                [(BreakerState::Closed, "closed"), (BreakerState::HalfOpen, "half_open"), (BreakerState::Open, "open")]
+            {
+                let series = format!("position_cache_redis_breaker_state{{state=\"{label}\"}}");
+                let expected = if state == current { 1.0 } else { 0.0 };
+                assert_eq!(sample(&text, &series), Some(expected), "{current:?}: {series}");
+            }
         }
     }
 

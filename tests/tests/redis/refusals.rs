@@ -60,7 +60,7 @@ async fn out_of_memory_on_every_store_keeps_health_ok_and_reads_on_redis() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();
     assert!(refused >= 1.0, "OOM refusals are counted: {metrics}");
-    assert_eq!(sample(&metrics, "position_cache_redis_breaker_state"), Some("0"), "{metrics}");
+    assert_eq!(sample(&metrics, r#"position_cache_redis_breaker_state{state="closed"}"#), Some("1"), "{metrics}");
     assert_eq!(sample(&metrics, "position_cache_redis_up"), Some("1"), "{metrics}");
     service.stop().await;
 }

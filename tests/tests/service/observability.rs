@@ -33,11 +33,16 @@ async fn metrics_are_valid_openmetrics_with_the_report_counters() {
         assert!(text.lines().any(|l| l == counter), "missing `{counter}` in\n{text}");
     }
     assert!(text.lines().any(|l| l == "position_cache_entries 1"), "{text}");
+    for cache in ["miss", "hit"] {
+        let series = format!(
+            r#"http_requests_total{{route="/v4/positions/{{wallet}}",method="GET",status="200",cache="{cache}"}} 1"#
+        );
+        assert!(text.contains(&series), "no {series} in\n{text}");
+    }
     assert!(
-        text.contains(r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 2"#),
+        text.contains(r#"http_requests_total{route="unmatched",method="GET",status="404",cache="none"} 1"#),
         "{text}"
     );
-    assert!(text.contains(r#"http_requests_total{route="unmatched",method="GET",status="404"} 1"#), "{text}");
     assert!(text.contains(r#"position_source_fetch_duration_seconds_count{source="ledger",outcome="ok"} 1"#), "{text}");
     service.stop().await;
 }

@@ -12,6 +12,9 @@
 //! - `redact.rs`: keeping the upstream's address and credentials out of
 //!   every message.
 //!
+//! Each request carries `X-Request-Id`, and `traceparent` and `tracestate`
+//! when the client sent valid ones, of the request that started the load.
+//!
 //! A base URL may carry credentials (`http://user:password@host`): they are
 //! sent as HTTP Basic authorization and kept nowhere else. Any other
 //! status, a timeout, a connection or TLS failure, or a body that is not
@@ -36,6 +39,7 @@ pub(crate) use self::redact::without_userinfo;
 pub use self::tls::{CaBundle, InvalidCaFile};
 use super::{BoxFuture, Source, SourceError};
 use crate::model::Positions;
+use crate::request_context::RequestContext;
 use crate::wallet::Wallet;
 
 /// An upstream body larger than this is refused rather than buffered.
@@ -135,6 +139,9 @@ impl HttpSource {
         if let Some(authorization) = &self.authorization {
             request.headers_mut().insert(AUTHORIZATION, authorization.clone());
         }
+        // The request id and trace context of the request that started
+        // this load (`crate::request_context` says how they get here).
+        RequestContext::apply_current(request.headers_mut());
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| self.failed_request(&e))?;
             let status = response.status();

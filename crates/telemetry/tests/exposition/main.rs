@@ -11,14 +11,14 @@ use std::time::Duration;
 use cache_core::{Cache, Policy};
 use telemetry::exposition::{Family, parse_strict};
 use telemetry::{
-    BreakerState, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome, RedisErrorReply,
-    RedisOp, Source,
+    BreakerState, CacheStatus, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome,
+    RedisErrorReply, RedisOp, Source,
 };
 
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
 
 /// Every registered family, in exposition order, with its type.
-const FAMILIES: [(&str, &str); 22] = [
+const FAMILIES: [(&str, &str); 32] = [
     ("position_cache_hits", "counter"),
     ("position_cache_misses", "counter"),
     ("position_cache_evictions", "counter"),
@@ -41,7 +41,38 @@ const FAMILIES: [(&str, &str); 22] = [
     ("position_source_fetch_duration_seconds", "histogram"),
     ("http_requests", "counter"),
     ("http_request_duration_seconds", "histogram"),
+    ("tokio_runtime_workers", "gauge"),
+    ("tokio_runtime_alive_tasks", "gauge"),
+    ("tokio_runtime_global_queue_depth", "gauge"),
+    ("positions_api_build", "info"),
+    ("process_cpu_seconds", "counter"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_virtual_memory_bytes", "gauge"),
+    ("process_start_time_seconds", "gauge"),
+    ("process_open_fds", "gauge"),
+    ("process_max_fds", "gauge"),
 ];
+
+/// Families read from the process at each scrape: there on Linux only, and
+/// not zero.
+const PROCESS: [&str; 6] = [
+    "process_cpu_seconds",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+    "process_open_fds",
+    "process_max_fds",
+];
+
+/// Whether this system exposes the process families.
+fn has_process_families() -> bool {
+    cfg!(target_os = "linux")
+}
+
+/// [`FAMILIES`] as this system exposes them.
+fn expected_families() -> Vec<(&'static str, &'static str)> {
+    FAMILIES.iter().copied().filter(|(name, _)| has_process_families() || !PROCESS.contains(name)).collect()
+}
 
 /// A one-shard (exact LRU) tier-1 cache of `capacity` wallets reporting
 /// into `metrics`, as the service wires it.
@@ -78,9 +109,17 @@ fn exercise_everything(metrics: &Arc<Metrics>) {
     metrics.tier2.set_breaker(BreakerState::Closed);
     metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(240));
     metrics.source.observe(Source::Http, Outcome::Timeout, Duration::from_secs(5));
-    metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(85));
-    metrics.http.observe(WALLET_ROUTE, Method::Get, 502, Duration::from_millis(310));
-    metrics.http.observe(HttpMetrics::UNMATCHED_ROUTE, Method::Other, 404, Duration::from_micros(12));
+    metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(85));
+    metrics.http.observe(WALLET_ROUTE, Method::Get, 502, CacheStatus::Miss, Duration::from_millis(310));
+    metrics.http.observe(
+        HttpMetrics::UNMATCHED_ROUTE,
+        Method::Other,
+        404,
+        CacheStatus::None,
+        Duration::from_micros(12),
+    );
+    metrics.runtime.set(2, 9, 0);
+    metrics.set_build_info("0.1.0", "0123abc");
 }
 
 fn family<'a>(families: &'a [Family], name: &str) -> &'a Family {
@@ -129,11 +168,11 @@ fn every_family_has_help_type_and_samples_once_exercised() {
     let families = parse_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
 
     let declared: Vec<(&str, &str)> = families.iter().map(|f| (f.name.as_str(), f.kind.as_str())).collect();
-    assert_eq!(declared, FAMILIES);
+    assert_eq!(declared, expected_families());
     for family in &families {
         let help = family.help.as_deref().unwrap();
         assert!(help.len() > 20 && help.ends_with('.'), "{}: HELP {help:?} says too little", family.name);
-        let expected_unit = (family.kind == "histogram").then_some("seconds");
+        let expected_unit = ["seconds", "bytes"].into_iter().find(|unit| family.name.ends_with(&format!("_{unit}")));
         assert_eq!(family.unit.as_deref(), expected_unit, "{}", family.name);
     }
     assert!(text.ends_with("\n# EOF\n"));
@@ -146,8 +185,9 @@ fn a_fresh_exposition_is_well_formed_and_reads_zero() {
     assert_eq!(text.lines().last(), Some("# EOF"));
 
     // Series that exist from the start read zero, so `rate()` and alerts
-    // work before the first event.
-    for family in &families {
+    // work before the first event; the process's own figures are what they
+    // are.
+    for family in families.iter().filter(|f| !PROCESS.contains(&f.name.as_str())) {
         assert!(family.samples.iter().all(|s| s.value == 0.0), "{} is not zero at start", family.name);
     }
     assert_eq!(family(&families, "position_cache_memory_events").samples.len(), 7);
@@ -157,15 +197,22 @@ fn a_fresh_exposition_is_well_formed_and_reads_zero() {
     // Families keyed by open label values get their first series on first
     // use, and until then are left out, descriptors and all; so are the
     // Redis gauges, until the service says Redis is configured.
+    // The source histogram, until the service declares its source; the
+    // runtime gauges and the build, until the service sets them.
     let lazy = [
         "position_source_fetch_duration_seconds",
         "http_requests",
         "http_request_duration_seconds",
         "position_cache_redis_up",
         "position_cache_redis_breaker_state",
+        "tokio_runtime_workers",
+        "tokio_runtime_alive_tasks",
+        "tokio_runtime_global_queue_depth",
+        "positions_api_build",
     ];
     let declared: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
-    let expected: Vec<&str> = FAMILIES.iter().map(|(name, _)| *name).filter(|name| !lazy.contains(name)).collect();
+    let expected: Vec<&str> =
+        expected_families().into_iter().map(|(name, _)| name).filter(|name| !lazy.contains(name)).collect();
     assert_eq!(declared, expected);
 }
 
@@ -180,8 +227,15 @@ fn label_values_render_as_documented() {
     let ok = requests.samples.iter().find(|s| s.label("status") == Some("200")).expect("a status=\"200\" series");
     assert_eq!(ok.label("route"), Some(WALLET_ROUTE), "the route template, braces and all");
     assert_eq!(ok.label("method"), Some("GET"));
-    assert!(has_line(&text, r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200"} 1"#));
-    assert!(has_line(&text, r#"http_requests_total{route="unmatched",method="_OTHER",status="404"} 1"#));
+    assert_eq!(ok.label("cache"), Some("hit"));
+    assert!(has_line(
+        &text,
+        r#"http_requests_total{route="/v4/positions/{wallet}",method="GET",status="200",cache="hit"} 1"#
+    ));
+    assert!(has_line(&text, r#"http_requests_total{route="unmatched",method="_OTHER",status="404",cache="none"} 1"#));
+    assert!(has_line(&text, r#"position_cache_redis_breaker_state{state="closed"} 1"#));
+    assert!(has_line(&text, r#"position_cache_redis_breaker_state{state="open"} 0"#));
+    assert!(has_line(&text, r#"positions_api_build_info{version="0.1.0",revision="0123abc"} 1"#));
 
     let fetches = family(&families, "position_source_fetch_duration_seconds");
     assert!(fetches.samples.iter().any(|s| s.name.ends_with("_count")
@@ -204,7 +258,13 @@ fn recording_from_many_threads_adds_up() {
                 for i in 0..PER_THREAD {
                     let lookup = if i % 4 == 0 { Lookup::Miss } else { Lookup::Hit };
                     metrics.cache.record_lookup(lookup);
-                    metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(u64::from(i)));
+                    metrics.http.observe(
+                        WALLET_ROUTE,
+                        Method::Get,
+                        200,
+                        CacheStatus::Hit,
+                        Duration::from_micros(u64::from(i)),
+                    );
                 }
             })
         })
@@ -216,7 +276,8 @@ fn recording_from_many_threads_adds_up() {
     let text = metrics.encode();
     parse_strict(&text).unwrap();
     let total = THREADS * PER_THREAD;
-    let requests = format!(r#"http_requests_total{{route="{WALLET_ROUTE}",method="GET",status="200"}} {total}"#);
+    let requests =
+        format!(r#"http_requests_total{{route="{WALLET_ROUTE}",method="GET",status="200",cache="hit"}} {total}"#);
     assert!(has_line(&text, &requests), "no line {requests:?}");
     let counts = metrics.cache.counts();
     assert_eq!(counts.hits + counts.misses, u64::from(THREADS * PER_THREAD));
@@ -227,7 +288,7 @@ fn recording_from_many_threads_adds_up() {
 fn histogram_buckets_are_cumulative_and_match_the_count() {
     let metrics = Metrics::new();
     for micros in [30, 80, 400, 2_000, 90_000, 20_000_000] {
-        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, Duration::from_micros(micros));
+        metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(micros));
     }
     let text = metrics.encode();
     // The checker verifies order, cumulativeness and `_count == +Inf`.
