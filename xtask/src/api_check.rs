@@ -9,6 +9,10 @@
 //! the document does not list gets 405 with an `Allow` header. Any finding
 //! fails the command. Part of `cargo xtask ci`.
 //!
+//! Each run draws new cases; it prints its seed, and `cargo xtask api-check
+//! -- --seed N` repeats one (a finding it shows is a real difference, not
+//! noise: the server answers these requests deterministically).
+//!
 //! One process serves both listeners, so both route sets are checked: the
 //! admin listener (`ADMIN_BIND`), which serves every route as the single
 //! listener does, and the main one, which answers the admin routes 404 as
