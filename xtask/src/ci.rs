@@ -10,9 +10,10 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
         bail!("`ci` takes no arguments, got {arg:?}");
     }
     // The Redis tests start their own redis-server processes; the metrics
-    // tests run promtool on the exposition; deploy-check uses promtool and
+    // tests run promtool on the exposition, and the dashboard test a
+    // Prometheus server (one package has both); deploy-check uses promtool and
     // docker-compose. One apt-get run for all of them.
-    tools::ensure(&[tools::REDIS, tools::PROMTOOL, tools::DOCKER_COMPOSE])?;
+    tools::ensure(&[tools::REDIS, tools::PROMTOOL, tools::PROMETHEUS, tools::DOCKER_COMPOSE])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     // A few seconds: linters and validators of `deploy/`.
     deploy::run_deploy_check(&[])?;

@@ -35,6 +35,10 @@ pub(crate) const TASKSET: Tool = Tool { program: "taskset", package: "util-linux
 /// `promtool`, which checks the metrics exposition and the Prometheus rules.
 pub(crate) const PROMTOOL: Tool = Tool { program: "promtool", package: "prometheus" };
 
+/// The Prometheus server, which the dashboard test
+/// (`crates/positions-api/tests/dashboard.rs`) runs against the service.
+pub(crate) const PROMETHEUS: Tool = Tool { program: "prometheus", package: "prometheus" };
+
 /// `docker-compose`, which validates `deploy/compose.yaml` without an engine.
 pub(crate) const DOCKER_COMPOSE: Tool = Tool { program: "docker-compose", package: "docker-compose" };
 
