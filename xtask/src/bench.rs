@@ -13,7 +13,7 @@ mod load;
 mod memory;
 mod nginx;
 mod probe;
-mod process;
+pub(crate) mod process;
 mod realistic;
 mod report;
 mod servers;

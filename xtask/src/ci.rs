@@ -3,16 +3,17 @@
 use anyhow::{Result, bail};
 
 use crate::cmd::{cargo, on_path, run};
-use crate::{deploy, tools};
+use crate::{api_check, deploy, tools};
 
 pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         bail!("`ci` takes no arguments, got {arg:?}");
     }
     // The Redis tests start their own redis-server processes; the metrics
-    // tests run promtool on the exposition; deploy-check uses promtool and
+    // tests run promtool on the exposition, and the dashboard test a
+    // Prometheus server (one package has both); deploy-check uses promtool and
     // docker-compose. One apt-get run for all of them.
-    tools::ensure(&[tools::REDIS, tools::PROMTOOL, tools::DOCKER_COMPOSE])?;
+    tools::ensure(&[tools::REDIS, tools::PROMTOOL, tools::PROMETHEUS, tools::DOCKER_COMPOSE])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     // A few seconds: linters and validators of `deploy/`.
     deploy::run_deploy_check(&[])?;
@@ -24,6 +25,9 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
         eprintln!("cargo-nextest is not installed; running the tests with cargo test");
         run(cargo().args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"]))?;
     }
+    // Under a minute: the server as built for the tests, against
+    // docs/openapi.yaml.
+    api_check::run_api_check(&[])?;
     // nextest does not run doc tests; they run last so that the output ends
     // with the test runner's own summary.
     run(cargo().args(["test", "--workspace", "--locked", "--doc"]))

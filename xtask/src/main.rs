@@ -3,6 +3,7 @@
 //! One place for the commands a developer or CI runs, so that "green here"
 //! means "green in CI": `cargo xtask ci` is exactly what `.ci/run` calls.
 
+mod api_check;
 mod bench;
 mod ci;
 mod cmd;
@@ -20,6 +21,12 @@ commands:
   ci       everything CI checks: rustfmt, clippy (warnings denied), docs
            (warnings denied), every test including doc tests; installs
            redis-server first where it is missing; includes deploy-check
+           and api-check
+  api-check
+           docs/openapi.yaml against the real binary (bundled ledger) by
+           schemathesis with every check, on the main and admin listeners;
+           installs schemathesis with pip where missing
+           [--max-examples 100] [--release] [-- SCHEMATHESIS ARGS]
   deploy-check
            deploy/ checked by hadolint, docker-compose config, promtool
            (config, rules, rule unit tests) and kubernetes-validate;
@@ -49,6 +56,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run_bench(&args[1..]),
         Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("gen-ledger") => gen_ledger::run(&args[1..]),
+        Some("api-check") => api_check::run_api_check(&args[1..]),
         Some("deploy-check") => deploy::run_deploy_check(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");

