@@ -435,7 +435,7 @@ impl RedisTier {
                 page.clear();
             }
         }
-        tracing::debug!(pattern = %pattern, removed, elapsed = ?started.elapsed(), "redis pattern deletion done");
+        tracing::debug!(pattern = %pattern, removed, elapsed_s = started.elapsed().as_secs_f64(), "redis pattern deletion done");
         Ok(removed)
     }
 
@@ -672,7 +672,7 @@ impl Shared {
         let now = self.clock.now();
         if stored.fetched_at > now + FETCHED_AT_SKEW {
             let ahead = stored.fetched_at.duration_since(now).unwrap_or_default();
-            tracing::debug!(key = %key, ?ahead, "a redis value was fetched in the future; reading it as fetched now");
+            tracing::debug!(key = %key, ahead_s = ahead.as_secs_f64(), "a redis value was fetched in the future; reading it as fetched now");
             stored.fetched_at = now;
         }
         stored

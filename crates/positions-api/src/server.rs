@@ -212,7 +212,11 @@ pub async fn serve(
     if drained.is_ok() {
         tracing::info!("all connections closed");
     } else {
-        tracing::warn!(drain = ?options.drain, open = tasks.len(), "connections still open at the drain deadline; dropping them");
+        tracing::warn!(
+            drain_s = options.drain.as_secs_f64(),
+            open = tasks.len(),
+            "connections still open at the drain deadline; dropping them"
+        );
         tasks.abort_all();
     }
 }

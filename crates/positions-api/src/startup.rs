@@ -73,7 +73,7 @@ pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
         SourceSpec::Ledger(dir) => {
             let started = std::time::Instant::now();
             let ledger = Ledger::load(dir).map_err(|e| error(e.to_string()))?;
-            tracing::info!(dir = %dir.display(), wallets = ledger.wallet_count(), elapsed = ?started.elapsed(), "ledger loaded");
+            tracing::info!(dir = %dir.display(), wallets = ledger.wallet_count(), elapsed_s = started.elapsed().as_secs_f64(), "ledger loaded");
             Arc::new(ledger)
         }
         SourceSpec::Http(url) => {

@@ -72,7 +72,7 @@ where
             shared.observer.queue_timed_out(guard.kind);
             let kind = guard.kind.as_str();
             if let Some(suppressed) = shared.log.allow(&format!("{kind} queue timeout")) {
-                tracing::warn!(key = ?guard.key, kind, waited = ?patience, suppressed, "load gave up waiting for a permit");
+                tracing::warn!(key = ?guard.key, kind, waited_s = patience.as_secs_f64(), suppressed, "load gave up waiting for a permit");
             }
             guard.finish(Err(LoadError::QueueTimeout(patience)));
             return;
@@ -93,7 +93,7 @@ where
     shared.observer.load_finished(guard.kind, outcome, elapsed);
     let kind = guard.kind.as_str();
     match &result {
-        Ok(_) => tracing::debug!(key = ?guard.key, kind, ?elapsed, "load finished"),
+        Ok(_) => tracing::debug!(key = ?guard.key, kind, elapsed_s = elapsed.as_secs_f64(), "load finished"),
         // A dead source fails every load, and a line per load would bury
         // the log, so failures are throttled. By kind and outcome, not by
         // the error's text: a source's error usually names the key (the
@@ -102,9 +102,9 @@ where
         Err(error) => {
             if let Some(suppressed) = shared.log.allow(&format!("{kind} {}", outcome.as_str())) {
                 if matches!(error, LoadError::Panicked(_)) {
-                    tracing::error!(key = ?guard.key, kind, ?elapsed, %error, suppressed, "load failed");
+                    tracing::error!(key = ?guard.key, kind, elapsed_s = elapsed.as_secs_f64(), %error, suppressed, "load failed");
                 } else {
-                    tracing::warn!(key = ?guard.key, kind, ?elapsed, %error, suppressed, "load failed");
+                    tracing::warn!(key = ?guard.key, kind, elapsed_s = elapsed.as_secs_f64(), %error, suppressed, "load failed");
                 }
             }
         }

@@ -75,7 +75,11 @@ where
             state.flights.values().map(|flight| flight.result.clone()).collect()
         };
         if !draining.is_empty() {
-            tracing::info!(flights = draining.len(), ?deadline, "draining loads before shutdown");
+            tracing::info!(
+                flights = draining.len(),
+                deadline_s = deadline.as_secs_f64(),
+                "draining loads before shutdown"
+            );
         }
 
         // Flights run on their own tasks, so waiting for them one after
