@@ -26,9 +26,11 @@
 //! limits instead, from the times its [`registry`] notes.
 //!
 //! On shutdown the listeners stay open for [`ServerOptions::shutdown_delay`]
-//! (while load balancers learn that the instance is leaving), then close;
-//! open connections finish the requests they are serving, and whatever is
-//! still open at the drain deadline is dropped.
+//! (while load balancers learn that the instance is leaving), during which
+//! HTTP/1 answers close their connections and HTTP/2 connections are sent a
+//! `GOAWAY`, so that clients reconnect through the balancer; then the
+//! listeners close, open connections finish the requests they are serving,
+//! and whatever is still open at the drain deadline is dropped.
 
 mod detect;
 mod registry;
@@ -40,6 +42,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+use http::header::CONNECTION;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -198,7 +202,7 @@ pub async fn serve(
         idle_timeout: options.idle_timeout,
     });
     let registry = Registry::new(options.max_connections);
-    let (stop, stopping) = watch::channel(false);
+    let (phase, phases) = watch::channel(Phase::Serving);
     let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
     // Armed when shutdown begins; the accept loop ends when it fires.
@@ -228,6 +232,7 @@ pub async fn serve(
                 tracing::info!(delay = ?options.shutdown_delay, "shutting down; serving on until the delay ends");
                 delay.as_mut().reset(Instant::now() + options.shutdown_delay);
                 delaying = true;
+                let _ = phase.send(Phase::Leaving);
                 continue;
             }
             () = delay.as_mut(), if delaying => break,
@@ -245,12 +250,12 @@ pub async fn serve(
         // Responses are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         let registration = registry.register();
-        tasks.spawn(connection(stream, peer, routes, Arc::clone(&shared), registration, stopping.clone()));
+        tasks.spawn(connection(stream, peer, routes, Arc::clone(&shared), registration, phases.clone()));
     }
 
     drop((public, admin));
     tracing::info!(open = registry.len(), "stopped accepting connections; draining open ones");
-    let _ = stop.send(true);
+    let _ = phase.send(Phase::Stopping);
     let deadline = Instant::now() + options.drain;
     let drained = tokio::time::timeout_at(deadline, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_ok() {
@@ -291,13 +296,13 @@ async fn connection(
     routes: RouteSet,
     shared: Arc<Shared>,
     registration: Registration,
-    mut stopping: watch::Receiver<bool>,
+    mut phase: watch::Receiver<Phase>,
 ) {
     let state = Arc::clone(registration.connection());
     let detected = tokio::select! {
         detected = tokio::time::timeout(shared.header_timeout, detect(stream)) => detected,
         () = state.close_requested() => return,
-        _ = stopping.wait_for(|stop| *stop) => return,
+        _ = phase.wait_for(|p| *p == Phase::Stopping) => return,
     };
     let (version, io) = match detected {
         Ok(Ok(Some(detected))) => detected,
@@ -318,11 +323,20 @@ async fn connection(
     }
     let io = Noticing::new(io, Arc::clone(&state));
 
+    let leaving = phase.clone();
+    let mut leaving_watch = phase.clone();
     let service = service_fn(|request| {
         let busy = state.start_request();
         let app = Arc::clone(&shared.app);
+        let leaving = *leaving.borrow() != Phase::Serving;
         async move {
-            let response = app.handle_on(request, routes).await;
+            let mut response = app.handle_on(request, routes).await;
+            if leaving && version == Version::Http1 {
+                // Leaving: the client opens its next request's connection
+                // anew, where the balancer no longer sends it here, instead
+                // of reusing this one until the drain closes it under it.
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             drop(busy);
             Ok::<_, Infallible>(response)
         }
@@ -360,7 +374,16 @@ async fn connection(
                 }
             },
             () = state.close_requested(), if !closing => true,
-            _ = stopping.wait_for(|stop| *stop), if !closing => true,
+            _ = phase.wait_for(|p| *p == Phase::Stopping), if !closing => true,
+            _ = leaving_watch.wait_for(|p| *p != Phase::Serving), if !closing && version == Version::Http2 => {
+                // Leaving: a `GOAWAY` now lets the client finish its streams
+                // here and open new ones elsewhere, where a close at the
+                // drain could catch a request in flight.
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                false
+            }
             () = grace.as_mut(), if closing => {
                 if state.is_idle() {
                     // Asked to close and not serving anything: it had its
@@ -383,6 +406,18 @@ async fn connection(
             grace.as_mut().reset(Instant::now() + CLOSE_GRACE);
         }
     }
+}
+
+/// Where the server is in its life, as its connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Shutdown has begun, and the listeners serve on for the shutdown
+    /// delay: HTTP/1 answers close their connection, HTTP/2 connections
+    /// get a `GOAWAY`.
+    Leaving,
+    /// The listeners are closed: connections drain.
+    Stopping,
 }
 
 /// What a connection's limits say at one moment.

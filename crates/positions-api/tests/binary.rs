@@ -172,6 +172,31 @@ fn try_get(addr: &str, path: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
+/// One HTTP/1.1 request on an open keep-alive connection, its answer read
+/// by its `Content-Length`; the status and the response head.
+fn keep_alive_get(stream: &mut TcpStream, path: &str) -> (u16, String) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout set");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request sent");
+    let mut read = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("readable");
+        assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&read).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))
+            .flatten()
+            .expect("a Content-Length");
+        if body.len() >= length {
+            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+            return (status, head.to_owned());
+        }
+    }
+}
+
 /// One HTTP/1.1 request over a fresh connection; returns status and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connects");
@@ -317,6 +342,9 @@ fn on_sigterm_readyz_fails_at_once_while_every_request_is_served_through_the_del
     let (delay, grace) = (DELAY.as_millis().to_string(), GRACE.as_millis().to_string());
     let (mut child, addr) = start(&[("SHUTDOWN_DELAY_MS", delay.as_str()), ("SHUTDOWN_GRACE_MS", grace.as_str())]);
     assert_eq!(get(&addr, "/readyz").0, 200);
+    let mut pooled = TcpStream::connect(&addr).expect("connects");
+    let (status, head) = keep_alive_get(&mut pooled, "/livez");
+    assert!(status == 200 && !head.to_ascii_lowercase().contains("connection: close"), "{head}");
 
     // A client asking steadily, each request on a new connection, as a
     // load balancer's would arrive, from before the signal until half-way
@@ -351,6 +379,11 @@ fn on_sigterm_readyz_fails_at_once_while_every_request_is_served_through_the_del
         }
         assert!(signalled.elapsed() < DELAY / 2, "/readyz still answers 200 well into the delay");
     }
+    // A pooled keep-alive connection is served, and told to close, so its
+    // client reconnects through the balancer rather than being cut by the
+    // drain.
+    let (status, head) = keep_alive_get(&mut pooled, "/livez");
+    assert!(status == 200 && head.to_ascii_lowercase().contains("connection: close"), "{head}");
     while signalled.elapsed() < DELAY / 2 {
         let (status, _) = try_get(&addr, "/readyz").unwrap_or_else(|e| panic!("/readyz during the delay: {e}"));
         assert_eq!(status, 503, "/readyz turned ready again during the delay");

@@ -318,3 +318,28 @@ async fn an_http2_peer_that_stops_answering_pings_is_disconnected() {
     source.release();
     service.stop().await;
 }
+
+#[tokio::test]
+async fn during_the_shutdown_delay_http2_clients_are_sent_away_and_new_clients_served() {
+    const DELAY: Duration = Duration::from_secs(3);
+    let server = ServerOptions { shutdown_delay: DELAY, ..idle_options() };
+    let service = TestService::builder(Arc::new(FakeSource::new())).server_options(server).start().await;
+    let base = service.base.clone();
+    let client = service.client();
+    let stream = TcpStream::connect(base.trim_start_matches("http://")).await.expect("connects");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!("{base}/readyz")).body(Empty::<Bytes>::new()).expect("request");
+    assert_eq!(sender.send_request(request).await.expect("an answer").status(), 200);
+
+    let signalled = Instant::now();
+    let stopping = tokio::spawn(service.stop());
+    // The HTTP/2 connection is sent a `GOAWAY` and ends, well before the
+    // delay does, while new clients are still served, unready.
+    let ended = tokio::time::timeout_at(signalled + DELAY / 2, connection).await;
+    assert!(ended.is_ok(), "the HTTP/2 connection was still open half-way through the delay");
+    assert_eq!(client.get("/readyz").await.status, 503);
+    assert_eq!(client.get(PATH).await.status, 200);
+    stopping.await.expect("stopped");
+}
