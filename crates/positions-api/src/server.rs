@@ -375,10 +375,15 @@ async fn connection(
             },
             () = state.close_requested(), if !closing => true,
             _ = phase.wait_for(|p| *p == Phase::Stopping), if !closing => true,
-            _ = leaving_watch.wait_for(|p| *p != Phase::Serving), if !closing && version == Version::Http2 => {
+            _ = leaving_watch.wait_for(|p| *p != Phase::Serving),
+                if !closing && version == Version::Http2 && state.has_served() =>
+            {
                 // Leaving: a `GOAWAY` now lets the client finish its streams
                 // here and open new ones elsewhere, where a close at the
-                // drain could catch a request in flight.
+                // drain could catch a request in flight. A connection that
+                // has not served yet (one opened during the delay) is sent
+                // it once it has, at the next look at its limits: a client
+                // sent it before its first request would only reconnect.
                 closing = true;
                 conn.as_mut().graceful_shutdown();
                 grace.as_mut().reset(Instant::now() + CLOSE_GRACE);

@@ -341,5 +341,12 @@ async fn during_the_shutdown_delay_http2_clients_are_sent_away_and_new_clients_s
     assert!(ended.is_ok(), "the HTTP/2 connection was still open half-way through the delay");
     assert_eq!(client.get("/readyz").await.status, 503);
     assert_eq!(client.get(PATH).await.status, 200);
+    // A new HTTP/2 connection opened during the delay is served too.
+    let stream = TcpStream::connect(base.trim_start_matches("http://")).await.expect("connects");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("{base}{PATH}")).body(Empty::<Bytes>::new()).expect("request");
+    assert_eq!(sender.send_request(request).await.expect("an answer during the delay").status(), 200);
     stopping.await.expect("stopped");
 }
