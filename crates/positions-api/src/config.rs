@@ -104,8 +104,11 @@ pub struct Config {
     #[arg(long = "source-ca-file", env = "POSITIONS_SOURCE_CA_FILE", value_name = "FILE", value_parser = parse_ca_file)]
     pub source_ca_file: Option<CaBundle>,
 
-    /// Address to listen on.
-    #[arg(long = "bind", env = "POSITIONS_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    /// Address to listen on: `IP:PORT` (`0.0.0.0:8080`, `[::]:8080`) or `HOST:PORT`, a host name resolved once
+    /// at start-up to its first IPv4 address, or its first address if it has none (`localhost:8080` listens on
+    /// 127.0.0.1).
+    #[arg(long = "bind", env = "POSITIONS_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR",
+          value_parser = parse_bind)]
     pub bind: SocketAddr,
 
     /// Loads from the source in flight at once, across all wallets.
@@ -152,10 +155,18 @@ pub struct Config {
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub access_log: bool,
 
-    /// Milliseconds a client may take to send a request's headers before the connection is closed.
+    /// Milliseconds a client may take to send its first bytes after connecting, or a request's headers from their
+    /// first byte, before the connection is closed.
     #[arg(long = "header-timeout-ms", env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub header_timeout_ms: u64,
+
+    /// Milliseconds a connection that has served a request may wait for the next one (HTTP/1.1 keep-alive, HTTP/2
+    /// with no open stream) before it is closed. Keep it above the idle timeout of any load balancer in front (AWS
+    /// ALB: 60 s by default), so that the balancer closes first and never reuses a connection being closed (a 502).
+    #[arg(long = "idle-timeout-ms", env = "HTTP_IDLE_TIMEOUT_MS", default_value_t = 75_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub idle_timeout_ms: u64,
 
     /// Most client connections open at once, over both listeners; lowered at start-up to fit the open-file limit
     /// (`RLIMIT_NOFILE`) less room for other descriptors. At the cap the connection idle longest is closed to make
@@ -165,11 +176,19 @@ pub struct Config {
     pub max_connections: u64,
 
     /// A second listen address that alone serves the admin routes (DELETE and /metrics); the main listener then
-    /// answers them 404. Unset: every route is on `POSITIONS_BIND`.
-    #[arg(long = "admin-bind", env = "ADMIN_BIND", value_name = "ADDR")]
+    /// answers them 404. Written as `POSITIONS_BIND`. Unset: every route is on `POSITIONS_BIND`.
+    #[arg(long = "admin-bind", env = "ADMIN_BIND", value_name = "ADDR", value_parser = parse_bind)]
     pub admin_bind: Option<SocketAddr>,
 
-    /// Milliseconds to let open requests and refreshes finish after SIGINT or SIGTERM.
+    /// Milliseconds between SIGINT or SIGTERM and closing the listeners, during which `/readyz` answers 503 and
+    /// requests are still served, so that load balancers see the instance leave before it stops accepting: the
+    /// time they take to stop sending new connections (a Kubernetes endpoint update reaching every node).
+    #[arg(long = "shutdown-delay-ms", env = "SHUTDOWN_DELAY_MS", default_value_t = 0, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub shutdown_delay_ms: u64,
+
+    /// Milliseconds to let open requests and loads finish once the listeners close (after `SHUTDOWN_DELAY_MS`):
+    /// one deadline for both, so the process exits within the delay plus this.
     #[arg(long = "shutdown-grace-ms", env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_name = "MS")]
     pub shutdown_grace_ms: u64,
 }
@@ -203,6 +222,30 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// An `IP:PORT`, or a `HOST:PORT` resolved now (start-up) to its first
+/// IPv4 address, or its first address if it has no IPv4 one: binding one
+/// address keeps a single listener, and `localhost` then means 127.0.0.1
+/// whichever order the resolver lists it in.
+fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err("expected IP:PORT or HOST:PORT".into());
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err("expected IP:PORT or HOST:PORT".into());
+    }
+    let resolved: Vec<SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(value).map_err(|e| format!("cannot resolve {host:?}: {e}"))?.collect();
+    resolved
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))
 }
 
 fn parse_source(value: &str) -> Result<SourceSpec, String> {
@@ -321,6 +364,16 @@ impl Config {
         usize::try_from(self.max_connections).unwrap_or(usize::MAX)
     }
 
+    /// How long a connection may wait for its next request.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// How long the listeners stay open, unready, after a shutdown signal.
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_millis(self.shutdown_delay_ms)
+    }
+
     /// How long shutdown waits for open work.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -388,6 +441,22 @@ mod tests {
         assert_eq!((c.max_connections, c.admin_bind), (10_000, None));
         assert!(!c.access_log, "the access log is off by default");
         assert!(parse(&["--access-log", "true"]).expect("valid").access_log);
+        assert_eq!((c.idle_timeout(), c.shutdown_delay()), (Duration::from_secs(75), Duration::ZERO));
+        assert!(c.idle_timeout() > Duration::from_secs(60), "above AWS ALB's default idle timeout");
+    }
+
+    #[test]
+    fn bind_addresses_take_host_names_and_ipv6() {
+        let bind = |value: &str| parse(&["--bind", value]).map(|c| c.bind);
+        assert_eq!(bind("localhost:8080"), Ok("127.0.0.1:8080".parse().expect("address")));
+        assert_eq!(bind("[::]:8080"), Ok("[::]:8080".parse().expect("address")));
+        assert_eq!(bind("0.0.0.0:0"), Ok("0.0.0.0:0".parse().expect("address")));
+        let admin = parse(&["--admin-bind", "localhost:9090"]).map(|c| c.admin_bind);
+        assert_eq!(admin, Ok(Some("127.0.0.1:9090".parse().expect("address"))));
+        for bad in ["localhost", "localhost:http", ":8080", "localhost:70000", "no-such-host.invalid:8080"] {
+            let Err(ConfigError::Invalid(line)) = bind(bad) else { panic!("{bad} was accepted") };
+            assert!(line.contains("POSITIONS_BIND") && !line.contains('\n'), "{bad}: {line}");
+        }
     }
 
     #[test]

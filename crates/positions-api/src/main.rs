@@ -73,6 +73,8 @@ fn main() -> ExitCode {
         let addr = listeners.public_addr().map_or_else(|_| config.bind.to_string(), |a| a.to_string());
         let options = ServerOptions {
             header_timeout: config.header_timeout(),
+            idle_timeout: config.idle_timeout(),
+            shutdown_delay: config.shutdown_delay(),
             drain: config.shutdown_grace(),
             max_connections: connection_cap(config.max_connections()),
             ..ServerOptions::default()

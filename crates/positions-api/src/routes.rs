@@ -194,6 +194,9 @@ impl App {
         request: &Request<B>,
         routes: RouteSet,
     ) -> (&'static str, CacheStatus, Result<HttpResponse, ApiError>) {
+        if let Err(e) = host_is_valid(request) {
+            return (telemetry::HttpMetrics::UNMATCHED_ROUTE, CacheStatus::None, Err(e));
+        }
         let path = request.uri().path();
         let method = request.method();
         if routes == RouteSet::Public && is_admin_route(path, method) {
@@ -510,6 +513,20 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host`, and no
+/// request more than one. HTTP/2 names the authority in `:authority`
+/// instead, and HTTP/1.0 predates `Host`.
+fn host_is_valid<B>(request: &Request<B>) -> Result<(), ApiError> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version() == http::Version::HTTP_11 => {
+            Err(ApiError::BadRequest("missing Host header: HTTP/1.1 requires one".into()))
+        }
+        (Some(_), Some(_)) => Err(ApiError::BadRequest("more than one Host header".into())),
+        _ => Ok(()),
+    }
+}
+
 /// Whether two tokens are equal, in time that depends on neither: the
 /// SHA-256 digests, of fixed length, are compared byte by byte without an
 /// early exit.
@@ -530,6 +547,23 @@ mod tests {
         assert_eq!(refresh_requested(Some("refresh=false")), Ok(false));
         assert_eq!(refresh_requested(Some("other=true")), Ok(false));
         assert!(refresh_requested(Some("refresh=maybe")).is_err());
+    }
+
+    #[test]
+    fn http11_requests_need_exactly_one_host() {
+        let request = |version, hosts: &[&str]| {
+            let mut builder = Request::get("/health").version(version);
+            for host in hosts {
+                builder = builder.header(http::header::HOST, *host);
+            }
+            builder.body(()).expect("request")
+        };
+        assert!(host_is_valid(&request(http::Version::HTTP_11, &["a"])).is_ok());
+        assert!(host_is_valid(&request(http::Version::HTTP_11, &[])).is_err());
+        assert!(host_is_valid(&request(http::Version::HTTP_11, &["a", "b"])).is_err());
+        assert!(host_is_valid(&request(http::Version::HTTP_2, &[])).is_ok(), ":authority stands in");
+        assert!(host_is_valid(&request(http::Version::HTTP_2, &["a", "a"])).is_err());
+        assert!(host_is_valid(&request(http::Version::HTTP_10, &[])).is_ok());
     }
 
     #[test]

@@ -3,23 +3,34 @@
 //!
 //! HTTP/1.1 and HTTP/2 (prior knowledge) on one port, and optionally a
 //! second listener for the admin routes ([`Listeners`]). No connection can
-//! hold a file descriptor without sending requests:
+//! hold a file descriptor without sending requests, and none that does is
+//! cut while a load balancer may still reuse it:
 //!
 //! - a client gets the header timeout to send its first bytes (the
 //!   protocol is told from them, in [`detect`]), and an HTTP/1 client the
-//!   header timeout for each request's headers, the idle time between
-//!   keep-alive requests included;
-//! - an HTTP/2 connection with no open stream is closed once it has been
-//!   idle for the header timeout (before its first request as after its
-//!   last), and one with open streams is pinged, so a peer that vanished
-//!   is noticed;
+//!   header timeout for each request's headers, counted from the request's
+//!   first byte;
+//! - a connection that has served a request and now waits for the next one
+//!   (HTTP/1 keep-alive, or HTTP/2 with no open stream) stays open for the
+//!   idle timeout, which is longer than the idle timeouts of the common load
+//!   balancers, so that they close first and never reuse a connection the
+//!   server is closing; an HTTP/2 connection with open streams is pinged,
+//!   so a peer that vanished is noticed;
 //! - at most [`ServerOptions::max_connections`] are open at once; at the
 //!   cap the connection idle longest is closed to make room, and a
 //!   connection serving a request is never cut.
 //!
-//! On shutdown the listeners close at once, open connections finish the
-//! requests they are serving, and whatever is still open at the deadline is
-//! dropped.
+//! hyper's own HTTP/1 header timeout is off: it also covers the wait for
+//! the next request on a keep-alive connection, so it would close idle
+//! connections at the header timeout. The connection's task keeps both
+//! limits instead, from the times its [`registry`] notes.
+//!
+//! On shutdown the listeners stay open for [`ServerOptions::shutdown_delay`]
+//! (while load balancers learn that the instance is leaving), during which
+//! HTTP/1 answers close their connections and HTTP/2 connections are sent a
+//! `GOAWAY`, so that clients reconnect through the balancer; then the
+//! listeners close, open connections finish the requests they are serving,
+//! and whatever is still open at the drain deadline is dropped.
 
 mod detect;
 mod registry;
@@ -31,6 +42,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+use http::header::CONNECTION;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -41,7 +54,7 @@ use tokio::time::Instant;
 
 use crate::routes::{App, RouteSet};
 use detect::{Version, detect};
-use registry::{Registration, Registry};
+use registry::{Connection, Noticing, Registration, Registry};
 
 /// How long a connection asked to close (at the cap, idle, or at shutdown)
 /// gets to say goodbye (an HTTP/2 `GOAWAY`) before it is dropped, provided
@@ -51,10 +64,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Server settings that are not the application's.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
-    /// How long a client may take to send its first bytes, a request's
-    /// headers, or (HTTP/1 keep-alive and HTTP/2) the next request.
+    /// How long a client may take to send its first bytes, or a request's
+    /// headers from their first byte.
     pub header_timeout: Duration,
-    /// How long open connections get to finish after shutdown begins.
+    /// How long a connection that has served a request may wait for the
+    /// next one (HTTP/1 keep-alive, HTTP/2 with no open stream).
+    pub idle_timeout: Duration,
+    /// How long the listeners keep accepting and serving once shutdown
+    /// begins, before they close.
+    pub shutdown_delay: Duration,
+    /// How long open connections get to finish once the listeners close.
     pub drain: Duration,
     /// Most connections open at once, over all listeners; see
     /// [`connection_cap`] for fitting it to the descriptor limit.
@@ -70,6 +89,8 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            shutdown_delay: Duration::ZERO,
             drain: Duration::from_secs(10),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             http2_keep_alive_interval: Duration::from_secs(20),
@@ -77,6 +98,15 @@ impl Default for ServerOptions {
         }
     }
 }
+
+/// [`ServerOptions::idle_timeout`]'s default, as `HTTP_IDLE_TIMEOUT_MS`'s:
+/// above the idle timeout of a load balancer in front (AWS's ALB keeps an
+/// idle connection for 60 s by default, nginx's upstream keep-alive as
+/// long), which must close an idle connection before the server does: a
+/// balancer that reuses one the server has just closed answers its client
+/// 502. A balancer configured to keep connections longer needs this raised
+/// above its setting.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// [`ServerOptions::max_connections`]'s default, as `HTTP_MAX_CONNECTIONS`'s.
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -147,10 +177,13 @@ struct Shared {
     http1: auto::Builder<TokioExecutor>,
     http2: auto::Builder<TokioExecutor>,
     header_timeout: Duration,
+    idle_timeout: Duration,
 }
 
-/// Serves `app` on `listeners` until `shutdown` completes, then drains open
-/// connections for up to `options.drain`.
+/// Serves `app` on `listeners` until `shutdown` completes and then for
+/// `options.shutdown_delay` more, then closes the listeners and drains open
+/// connections for up to `options.drain`. Returns the drain deadline, which
+/// the caller may share with other work that must end by it.
 ///
 /// Tests bind `127.0.0.1:0` and pass their own shutdown future.
 pub async fn serve(
@@ -158,7 +191,7 @@ pub async fn serve(
     app: Arc<App>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Instant {
     let Listeners { public, admin } = listeners.into();
     let public_routes = if admin.is_some() { RouteSet::Public } else { RouteSet::All };
     let shared = Arc::new(Shared {
@@ -166,11 +199,16 @@ pub async fn serve(
         http1: builder(&options).http1_only(),
         http2: builder(&options).http2_only(),
         header_timeout: options.header_timeout,
+        idle_timeout: options.idle_timeout,
     });
     let registry = Registry::new(options.max_connections);
-    let (stop, stopping) = watch::channel(false);
+    let (phase, phases) = watch::channel(Phase::Serving);
     let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
+    // Armed when shutdown begins; the accept loop ends when it fires.
+    let delay = tokio::time::sleep(Duration::ZERO);
+    let mut delay = pin!(delay);
+    let mut delaying = false;
 
     loop {
         // Wait for room under the cap before accepting, so that the
@@ -187,7 +225,17 @@ pub async fn serve(
             // Reap ended connections as they end: a finished task keeps its
             // memory until joined.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-            () = shutdown.as_mut() => break,
+            () = shutdown.as_mut(), if !delaying => {
+                if options.shutdown_delay.is_zero() {
+                    break;
+                }
+                tracing::info!(delay = ?options.shutdown_delay, "shutting down; serving on until the delay ends");
+                delay.as_mut().reset(Instant::now() + options.shutdown_delay);
+                delaying = true;
+                let _ = phase.send(Phase::Leaving);
+                continue;
+            }
+            () = delay.as_mut(), if delaying => break,
         };
         let (stream, peer, routes) = match accepted {
             Ok(accepted) => accepted,
@@ -202,13 +250,14 @@ pub async fn serve(
         // Responses are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         let registration = registry.register();
-        tasks.spawn(connection(stream, peer, routes, Arc::clone(&shared), registration, stopping.clone()));
+        tasks.spawn(connection(stream, peer, routes, Arc::clone(&shared), registration, phases.clone()));
     }
 
     drop((public, admin));
     tracing::info!(open = registry.len(), "stopped accepting connections; draining open ones");
-    let _ = stop.send(true);
-    let drained = tokio::time::timeout(options.drain, async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = phase.send(Phase::Stopping);
+    let deadline = Instant::now() + options.drain;
+    let drained = tokio::time::timeout_at(deadline, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_ok() {
         tracing::info!("all connections closed");
     } else {
@@ -219,12 +268,15 @@ pub async fn serve(
         );
         tasks.abort_all();
     }
+    deadline
 }
 
 /// The builder both protocols start from.
 fn builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+    // The header timeout is kept by the connection's task (see the module
+    // docs): hyper's would cut idle keep-alive connections.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -248,13 +300,13 @@ async fn connection(
     routes: RouteSet,
     shared: Arc<Shared>,
     registration: Registration,
-    mut stopping: watch::Receiver<bool>,
+    mut phase: watch::Receiver<Phase>,
 ) {
     let state = Arc::clone(registration.connection());
     let detected = tokio::select! {
         detected = tokio::time::timeout(shared.header_timeout, detect(stream)) => detected,
         () = state.close_requested() => return,
-        _ = stopping.wait_for(|stop| *stop) => return,
+        _ = phase.wait_for(|p| *p == Phase::Stopping) => return,
     };
     let (version, io) = match detected {
         Ok(Ok(Some(detected))) => detected,
@@ -269,11 +321,26 @@ async fn connection(
         }
     };
 
+    if version == Version::Http1 {
+        // The first request's bytes arrived during detection.
+        state.note_arrival();
+    }
+    let io = Noticing::new(io, Arc::clone(&state));
+
+    let leaving = phase.clone();
+    let mut leaving_watch = phase.clone();
     let service = service_fn(|request| {
         let busy = state.start_request();
         let app = Arc::clone(&shared.app);
+        let leaving = *leaving.borrow() != Phase::Serving;
         async move {
-            let response = app.handle_on(request, routes).await;
+            let mut response = app.handle_on(request, routes).await;
+            if leaving && version == Version::Http1 {
+                // Leaving: the client opens its next request's connection
+                // anew, where the balancer no longer sends it here, instead
+                // of reusing this one until the drain closes it under it.
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             drop(busy);
             Ok::<_, Infallible>(response)
         }
@@ -283,12 +350,9 @@ async fn connection(
         Version::Http2 => &shared.http2,
     };
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
-    // hyper's own header timeout covers HTTP/1's idle time; HTTP/2 has
-    // none, so its idleness is checked here.
-    let watch_idle = version == Version::Http2;
-    let idle_check = tokio::time::sleep(shared.header_timeout);
+    let limits = tokio::time::sleep(shared.header_timeout.min(shared.idle_timeout));
     let grace = tokio::time::sleep(CLOSE_GRACE);
-    let (mut idle_check, mut grace) = (pin!(idle_check), pin!(grace));
+    let (mut limits, mut grace) = (pin!(limits), pin!(grace));
     let mut closing = false;
     loop {
         let close = tokio::select! {
@@ -298,23 +362,37 @@ async fn connection(
                 }
                 return;
             }
-            () = idle_check.as_mut(), if watch_idle && !closing => {
-                let idle_until = state.idle_since() + shared.header_timeout;
-                if !state.is_idle() {
-                    // Look again soon after its requests end: at most a
-                    // quarter of the limit late.
-                    idle_check.as_mut().reset(Instant::now() + shared.header_timeout / 4);
+            () = limits.as_mut(), if !closing => match shared.check(&state, version, Instant::now()) {
+                Check::OpenUntil(next) => {
+                    limits.as_mut().reset(next);
                     false
-                } else if Instant::now() < idle_until {
-                    idle_check.as_mut().reset(idle_until);
-                    false
-                } else {
-                    tracing::debug!(%peer, "HTTP/2 connection idle for the header timeout; closing it");
+                }
+                Check::HeadersLate => {
+                    // Mid-request: there is nothing to say to it.
+                    tracing::debug!(%peer, "request headers not received within the header timeout; closing the connection");
+                    return;
+                }
+                Check::Idle => {
+                    tracing::debug!(%peer, ?version, "connection idle for the idle timeout; closing it");
                     true
                 }
-            }
+            },
             () = state.close_requested(), if !closing => true,
-            _ = stopping.wait_for(|stop| *stop), if !closing => true,
+            _ = phase.wait_for(|p| *p == Phase::Stopping), if !closing => true,
+            _ = leaving_watch.wait_for(|p| *p != Phase::Serving),
+                if !closing && version == Version::Http2 && state.has_served() =>
+            {
+                // Leaving: a `GOAWAY` now lets the client finish its streams
+                // here and open new ones elsewhere, where a close at the
+                // drain could catch a request in flight. A connection that
+                // has not served yet (one opened during the delay) is sent
+                // it once it has, at the next look at its limits: a client
+                // sent it before its first request would only reconnect.
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                false
+            }
             () = grace.as_mut(), if closing => {
                 if state.is_idle() {
                     // Asked to close and not serving anything: it had its
@@ -335,6 +413,62 @@ async fn connection(
             closing = true;
             conn.as_mut().graceful_shutdown();
             grace.as_mut().reset(Instant::now() + CLOSE_GRACE);
+        }
+    }
+}
+
+/// Where the server is in its life, as its connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Shutdown has begun, and the listeners serve on for the shutdown
+    /// delay: HTTP/1 answers close their connection, HTTP/2 connections
+    /// get a `GOAWAY`.
+    Leaving,
+    /// The listeners are closed: connections drain.
+    Stopping,
+}
+
+/// What a connection's limits say at one moment.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    /// Within them; look again at this time.
+    OpenUntil(Instant),
+    /// An HTTP/1 request's headers took longer than the header timeout.
+    HeadersLate,
+    /// Waited too long for a request.
+    Idle,
+}
+
+impl Shared {
+    /// Holds `connection` to its limits at `now`.
+    fn check(&self, connection: &Connection, version: Version, now: Instant) -> Check {
+        if !connection.is_idle() {
+            // Look again soon after its requests end: at most a quarter of
+            // the header timeout late.
+            return Check::OpenUntil(now + self.header_timeout / 4);
+        }
+        // HTTP/2 sends frames of its own (pings, settings) between
+        // requests, and hyper bounds its streams: only HTTP/1 bytes start a
+        // request.
+        if version == Version::Http1
+            && let Some(arrived) = connection.arrived_at()
+        {
+            let late = arrived + self.header_timeout;
+            return if now >= late { Check::HeadersLate } else { Check::OpenUntil(late) };
+        }
+        // Before its first request a connection has only the header
+        // timeout: a client that connects has something to ask.
+        let limit = if connection.has_served() { self.idle_timeout } else { self.header_timeout };
+        let idle_until = connection.idle_since() + limit;
+        if now >= idle_until {
+            Check::Idle
+        } else if version == Version::Http1 {
+            // Bytes arriving do not wake this task: look every header
+            // timeout, so headers that started are still cut in time.
+            Check::OpenUntil(idle_until.min(now + self.header_timeout))
+        } else {
+            Check::OpenUntil(idle_until)
         }
     }
 }

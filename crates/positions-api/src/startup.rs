@@ -151,9 +151,11 @@ pub fn build(config: &Config) -> Result<Arc<App>, StartupError> {
 }
 
 /// Serves `app` on `listeners` (one [`TcpListener`](tokio::net::TcpListener), or [`Listeners`] with
-/// an admin listener) until `shutdown` completes; then stops accepting on
-/// every listener, lets open requests and loads finish within the grace
-/// period, and returns.
+/// an admin listener) until `shutdown` completes. Then `/readyz` answers 503
+/// at once, while the listeners keep serving for `options.shutdown_delay`;
+/// then they stop accepting, and open requests and loads get one deadline,
+/// `options.drain` from then, by which both have finished or been dropped.
+/// So it returns within the delay plus the drain of `shutdown` completing.
 pub async fn run(
     app: Arc<App>,
     listeners: impl Into<Listeners>,
@@ -182,9 +184,12 @@ pub async fn run(
             app.set_ready(false);
         }
     };
-    serve(listeners, Arc::clone(&app), options, unready).await;
+    let deadline = serve(listeners, Arc::clone(&app), options, unready).await;
     janitor.abort();
-    app.service().shutdown(options.drain).await;
+    // Loads still running were started by requests that have had their
+    // answer (or were dropped) or by background refreshes: they get what is
+    // left of the same deadline, not a second one.
+    app.service().shutdown(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -30,6 +30,9 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         ("ADMIN_TOKEN", " "),
         ("HTTP_MAX_CONNECTIONS", "0"),
         ("ADMIN_BIND", "localhost"),
+        ("POSITIONS_BIND", "no-such-host.invalid:8080"),
+        ("HTTP_IDLE_TIMEOUT_MS", "0"),
+        ("SHUTDOWN_DELAY_MS", "soon"),
     ];
     for (var, value) in cases {
         let out = command().env(var, value).output().expect("the binary runs");
@@ -72,6 +75,8 @@ fn help_documents_every_variable() {
         "HTTP_MAX_CONNECTIONS",
         "ADMIN_BIND",
         "ACCESS_LOG",
+        "HTTP_IDLE_TIMEOUT_MS",
+        "SHUTDOWN_DELAY_MS",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -130,15 +135,66 @@ fn start_logged(extra: &[(&str, &str)]) -> (Child, serde_json::Value, std::threa
 
 /// Sends SIGTERM and waits for the exit, at most 15 s.
 fn stop(child: &mut Child) -> std::process::ExitStatus {
+    terminate(child);
+    exit_within(child, Duration::from_secs(15)).unwrap_or_else(|| panic!("still running 15 s after SIGTERM"))
+}
+
+/// Sends SIGTERM.
+fn terminate(child: &Child) {
     let terminated = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
     assert!(terminated.success());
+}
+
+/// Waits for the exit for at most `limit`; `None` if still running.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("waitable") {
-            return status;
+            return Some(status);
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "still running 15 s after SIGTERM");
+        if started.elapsed() > limit {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; status and body, or what
+/// went wrong (a refused connection, a reset, no status line).
+fn try_get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| format!("read: {e}"))?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(format!("no status: {response:?}"))?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// One HTTP/1.1 request on an open keep-alive connection, its answer read
+/// by its `Content-Length`; the status and the response head.
+fn keep_alive_get(stream: &mut TcpStream, path: &str) -> (u16, String) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout set");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request sent");
+    let mut read = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("readable");
+        assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&read).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))
+            .flatten()
+            .expect("a Content-Length");
+        if body.len() >= length {
+            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+            return (status, head.to_owned());
+        }
     }
 }
 
@@ -504,5 +560,123 @@ fn metrics_show_the_build_the_process_and_answers_by_cache_outcome() {
         }
     }
     assert!(sample("tokio_runtime_workers").is_some_and(|w| w >= 1.0), "{text}");
+    assert!(stop(&mut child).success());
+}
+
+#[test]
+fn on_sigterm_readyz_fails_at_once_while_every_request_is_served_through_the_delay() {
+    const DELAY: Duration = Duration::from_secs(4);
+    const GRACE: Duration = Duration::from_secs(2);
+    let (delay, grace) = (DELAY.as_millis().to_string(), GRACE.as_millis().to_string());
+    let (mut child, addr) = start(&[("SHUTDOWN_DELAY_MS", delay.as_str()), ("SHUTDOWN_GRACE_MS", grace.as_str())]);
+    assert_eq!(get(&addr, "/readyz").0, 200);
+    let mut pooled = TcpStream::connect(&addr).expect("connects");
+    let (status, head) = keep_alive_get(&mut pooled, "/livez");
+    assert!(status == 200 && !head.to_ascii_lowercase().contains("connection: close"), "{head}");
+
+    // A client asking steadily, each request on a new connection, as a
+    // load balancer's would arrive, from before the signal until half-way
+    // through the delay (after which the listener may close).
+    let stop_asking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asking = std::thread::spawn({
+        let (addr, stop_asking) = (addr.clone(), std::sync::Arc::clone(&stop_asking));
+        move || {
+            let mut outcomes = Vec::new();
+            while !stop_asking.load(std::sync::atomic::Ordering::Relaxed) {
+                outcomes.push(try_get(&addr, "/v4/positions/0x52908400098527886e0f7030069857d2e4169ee7"));
+            }
+            outcomes
+        }
+    });
+    let some_answered = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < some_answered {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate(&child);
+    let signalled = Instant::now();
+
+    // Unready at once: the first answer that is not 200 is 503, and it
+    // comes while the listener still serves.
+    let mut readyz = Vec::new();
+    loop {
+        let (status, body) = try_get(&addr, "/readyz").unwrap_or_else(|e| panic!("/readyz during the delay: {e}"));
+        readyz.push(status);
+        if status != 200 {
+            assert_eq!(status, 503, "{body}");
+            break;
+        }
+        assert!(signalled.elapsed() < DELAY / 2, "/readyz still answers 200 well into the delay");
+    }
+    // A pooled keep-alive connection is served, and told to close, so its
+    // client reconnects through the balancer rather than being cut by the
+    // drain.
+    let (status, head) = keep_alive_get(&mut pooled, "/livez");
+    assert!(status == 200 && head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    while signalled.elapsed() < DELAY / 2 {
+        let (status, _) = try_get(&addr, "/readyz").unwrap_or_else(|e| panic!("/readyz during the delay: {e}"));
+        assert_eq!(status, 503, "/readyz turned ready again during the delay");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop_asking.store(true, std::sync::atomic::Ordering::Relaxed);
+    let outcomes = asking.join().expect("the client ran");
+    let failed: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Ok((200, _)))).collect();
+    assert!(outcomes.len() > 10, "too few requests to tell: {}", outcomes.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the delay: {:?}",
+        failed.len(),
+        outcomes.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    // It exits within the delay plus the grace.
+    let limit = (DELAY + GRACE + Duration::from_secs(1)).saturating_sub(signalled.elapsed());
+    let status = exit_within(&mut child, limit)
+        .unwrap_or_else(|| panic!("still running {limit:?} after the delay plus the grace"));
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[test]
+fn connections_and_loads_share_one_shutdown_deadline() {
+    const GRACE: Duration = Duration::from_secs(2);
+    // An upstream that accepts and never answers: a load that outlasts
+    // the grace.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let source = format!("http://{}/", upstream.local_addr().expect("address"));
+    let (accepted, asked) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in upstream.incoming() {
+            let _ = accepted.send(());
+            std::mem::forget(stream);
+        }
+    });
+    let grace = GRACE.as_millis().to_string();
+    let (mut child, addr) = start(&[
+        ("POSITIONS_SOURCE", source.as_str()),
+        ("REFRESH_TIMEOUT_MS", "60000"),
+        ("SHUTDOWN_GRACE_MS", grace.as_str()),
+    ]);
+    let waiting = std::thread::spawn({
+        let addr = addr.clone();
+        move || try_get(&addr, &format!("/v4/positions/0x{:040x}", 3))
+    });
+    asked.recv_timeout(Duration::from_secs(10)).expect("the load reached the upstream");
+    terminate(&child);
+    // Connections drain for the grace, then loads for what is left of it,
+    // not for a second grace.
+    let limit = GRACE + GRACE / 2;
+    let status = exit_within(&mut child, limit).unwrap_or_else(|| panic!("still running {limit:?} after SIGTERM"));
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    drop(waiting.join());
+}
+
+#[test]
+fn bind_settings_take_host_names() {
+    let (mut child, listening, _log) =
+        start_logged(&[("POSITIONS_BIND", "localhost:0"), ("ADMIN_BIND", "localhost:0")]);
+    let public = listening["addr"].as_str().expect("an address").to_owned();
+    let admin = listening["admin_addr"].as_str().expect("the admin address is logged").to_owned();
+    assert!(public.starts_with("127.0.0.1:") && admin.starts_with("127.0.0.1:"), "{public} {admin}");
+    assert_eq!(get(&public, "/livez").0, 200);
     assert!(stop(&mut child).success());
 }

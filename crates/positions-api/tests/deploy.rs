@@ -241,9 +241,12 @@ fn the_deployment_leaves_room_for_its_shutdown_and_its_cache() {
     let ms = |name: &str| -> u64 { env[name].parse().unwrap_or_else(|e| panic!("{name}: {e}")) };
     let grace_period = at(&deployment, "spec.template.spec.terminationGracePeriodSeconds").as_u64().expect("a period");
     let pre_stop = at(container(&deployment), "lifecycle.preStop.sleep.seconds").as_u64().unwrap_or(0);
-    // Open requests, then loads, each may take SHUTDOWN_GRACE_MS.
+    // Serving while unready for SHUTDOWN_DELAY_MS, then open requests and
+    // loads within one SHUTDOWN_GRACE_MS.
+    let delay = env.get("SHUTDOWN_DELAY_MS").map_or(0, |_| ms("SHUTDOWN_DELAY_MS"));
+    assert!(delay > 0, "the Deployment sets SHUTDOWN_DELAY_MS, or endpoints still routing to it are refused");
     assert!(
-        grace_period * 1000 > pre_stop * 1000 + 2 * ms("SHUTDOWN_GRACE_MS"),
+        grace_period * 1000 > pre_stop * 1000 + delay + ms("SHUTDOWN_GRACE_MS"),
         "terminationGracePeriodSeconds {grace_period} leaves no room for the shutdown"
     );
 

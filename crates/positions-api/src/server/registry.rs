@@ -4,13 +4,19 @@
 //!
 //! It knows nothing of HTTP: a connection is idle while no request is being
 //! handled on it, whether it is waiting for its first bytes, between
-//! keep-alive requests, or an HTTP/2 connection with no open stream.
+//! keep-alive requests, or an HTTP/2 connection with no open stream. It
+//! also notes when bytes first arrived on an idle connection, which for
+//! HTTP/1 is when the next request began to arrive (see [`Noticing`]).
 
 use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -37,12 +43,19 @@ pub(super) struct Connection {
     /// Milliseconds from the registry's epoch at which `busy` last fell to
     /// zero (or the connection was accepted).
     idle_since_ms: AtomicU64,
+    /// Milliseconds from the epoch at which bytes first arrived while it
+    /// was idle, [`NOTHING_ARRIVED`] if none have since its last request
+    /// began.
+    arrived_ms: AtomicU64,
     /// Set by its first request.
     served: AtomicBool,
     /// Set once the connection has been asked to close.
     closing: AtomicBool,
     close: Notify,
 }
+
+/// [`Connection::arrived_ms`] when nothing has arrived.
+const NOTHING_ARRIVED: u64 = u64::MAX;
 
 /// A registered connection; dropping it unregisters it.
 #[derive(Debug)]
@@ -89,6 +102,7 @@ impl Registry {
             changed: Arc::clone(&self.changed),
             busy: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(millis_since(self.epoch)),
+            arrived_ms: AtomicU64::new(NOTHING_ARRIVED),
             served: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             close: Notify::new(),
@@ -146,6 +160,7 @@ impl Connection {
     pub(super) fn start_request(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::AcqRel);
         self.served.store(true, Ordering::Relaxed);
+        self.arrived_ms.store(NOTHING_ARRIVED, Ordering::Relaxed);
         Busy { connection: Arc::clone(self) }
     }
 
@@ -162,6 +177,30 @@ impl Connection {
     /// When the connection last became idle (meaningful while it is).
     pub(super) fn idle_since(&self) -> Instant {
         self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed))
+    }
+
+    /// Notes that bytes arrived now: the start of the next request if the
+    /// connection is idle and nothing had arrived since its last request
+    /// began. Bytes arriving while a request is handled (a request body, or
+    /// the next request of a pipelining client) are not noted.
+    pub(super) fn note_arrival(&self) {
+        if self.is_idle() {
+            let _ = self.arrived_ms.compare_exchange(
+                NOTHING_ARRIVED,
+                millis_since(self.epoch),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// When bytes first arrived on the idle connection, if they have since
+    /// its last request began.
+    pub(super) fn arrived_at(&self) -> Option<Instant> {
+        match self.arrived_ms.load(Ordering::Relaxed) {
+            NOTHING_ARRIVED => None,
+            ms => Some(self.epoch + Duration::from_millis(ms)),
+        }
     }
 
     /// Asks the connection's task to close it. The task decides how: a
@@ -191,6 +230,58 @@ impl Drop for Busy {
             // An accept waiting at the cap may now close this one.
             connection.changed.notify_one();
         }
+    }
+}
+
+/// A connection's stream that notes every read that brings bytes on the
+/// connection's state ([`Connection::note_arrival`]).
+#[derive(Debug)]
+pub(super) struct Noticing<S> {
+    stream: S,
+    connection: Arc<Connection>,
+}
+
+impl<S> Noticing<S> {
+    /// `stream`, reporting to `connection`.
+    pub(super) fn new(stream: S, connection: Arc<Connection>) -> Self {
+        Self { stream, connection }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Noticing<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.connection.note_arrival();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Noticing<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -242,6 +333,26 @@ mod tests {
         assert!(only.connection().closing.load(Ordering::Relaxed));
         drop(only);
         room.await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_arriving_on_an_idle_connection_are_noted_until_its_next_request() {
+        let registry = Registry::new(1);
+        let only = registry.register();
+        let connection = only.connection();
+        assert_eq!(connection.arrived_at(), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let first = Instant::now();
+        connection.note_arrival();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        connection.note_arrival();
+        assert_eq!(connection.arrived_at(), Some(first), "the first arrival counts");
+        let request = connection.start_request();
+        assert_eq!(connection.arrived_at(), None, "a request began");
+        connection.note_arrival();
+        assert_eq!(connection.arrived_at(), None, "bytes during a request are its own");
+        drop(request);
+        assert_eq!(connection.arrived_at(), None);
     }
 
     /// Polls a future once; `None` if it is pending.
