@@ -34,6 +34,10 @@
 //! hook in. The Redis password never appears in logs, `Debug` output or
 //! errors ([`RedisTier::redacted_url`]).
 //!
+//! Replicas tell each other what they deleted and stored over a pub/sub
+//! channel in the same Redis: the [`bus`] (at-most-once delivery, with
+//! every gap in the subscription reported).
+//!
 //! What it is not: the cache policy. It knows nothing of HTTP, positions,
 //! freshness windows, refreshes or Prometheus; it stores what it is given
 //! and reads back what is there. Redis Cluster is not supported yet.
@@ -85,6 +89,7 @@
 #![warn(missing_docs)]
 
 mod breaker;
+pub mod bus;
 mod config;
 pub mod envelope;
 mod error;

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::breaker::BreakerState;
+use crate::bus::Kind;
 use crate::error::ErrorReply;
 use crate::op::Op;
 
@@ -102,6 +103,23 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// failed, or for the first time) or unreachable (`false`: a round trip
     /// failed after one succeeded, or for the first time).
     fn up_changed(&self, _up: bool) {}
+
+    /// A [`Bus`](crate::bus::Bus) published a message of `kind` (Redis
+    /// took it; a failed publish is heard as an [`error`](Self::error) of
+    /// [`Op::Set`]).
+    fn bus_sent(&self, _kind: Kind) {}
+
+    /// A bus's subscriber got a message of `kind` from another instance
+    /// and handed it on.
+    fn bus_received(&self, _kind: Kind) {}
+
+    /// A bus's subscriber got bytes on the channel that are not a message
+    /// this version reads (garbage, or another format version), and
+    /// ignored them.
+    fn bus_undecodable(&self) {}
+
+    /// A bus's subscription came up (`true`) or went down (`false`).
+    fn bus_subscribed_changed(&self, _subscribed: bool) {}
 }
 
 /// The observer of a tier built without one.

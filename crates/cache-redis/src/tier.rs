@@ -487,6 +487,23 @@ impl RedisTier {
     }
 }
 
+/// What the fleet's [`bus`](crate::bus) needs of the tier.
+impl RedisTier {
+    /// `PUBLISH channel payload` as one of the tier's operations (breaker,
+    /// op timeout, shared connection); how many subscribers got it. Its
+    /// failures are heard as those of [`Op::Set`]: it is a write, and the
+    /// operation labels are a closed set the service maps.
+    pub(crate) async fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, Error> {
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(channel).arg(payload);
+        self.shared.round_trip(Op::Set, Request::Command(&command)).await
+    }
+
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.shared.observer
+    }
+}
+
 impl fmt::Debug for RedisTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisTier")

@@ -7,6 +7,7 @@
 //! latency, latency under faults, recovery time) are printed, never
 //! asserted: run with `--nocapture` to see them.
 
+mod bus;
 mod commands;
 mod corrupt;
 mod deletion;
