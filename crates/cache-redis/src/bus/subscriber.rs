@@ -106,7 +106,7 @@ impl Subscriber {
         let mut backoff = Backoff::new();
         loop {
             let attempt = tokio::select! {
-                () = stopped(&mut stop) => break,
+                () = self.stopped(&mut stop) => break,
                 attempt = tokio::time::timeout(self.op_timeout, self.subscribe()) => attempt,
             };
             let failure = match attempt {
@@ -144,7 +144,7 @@ impl Subscriber {
                 }
             }
             tokio::select! {
-                () = stopped(&mut stop) => break,
+                () = self.stopped(&mut stop) => break,
                 () = tokio::time::sleep(backoff.next_pause()) => {}
             }
         }
@@ -170,7 +170,7 @@ impl Subscriber {
         let mut next_ping = Instant::now() + self.keepalive;
         loop {
             tokio::select! {
-                () = stopped(stop) => return Ended::Stopped,
+                () = self.stopped(stop) => return Ended::Stopped,
                 message = next(&mut stream) => {
                     let Some(message) = message else {
                         return Ended::Lost(known_good);
@@ -218,8 +218,18 @@ impl Subscriber {
     /// `false` if no one listens any more or the subscriber was stopped.
     async fn emit(&self, event: Event, stop: &mut watch::Receiver<bool>) -> bool {
         tokio::select! {
-            () = stopped(stop) => false,
+            () = self.stopped(stop) => false,
             sent = self.events.send(event) => sent.is_ok(),
+        }
+    }
+
+    /// Returns when the subscriber should stop: the guard was dropped
+    /// (or told it to), or the caller dropped the event receiver.
+    async fn stopped(&self, stop: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            // An error means the guard is gone, which is a stop too.
+            _ = stop.wait_for(|&stop| stop) => {}
+            () = self.events.closed() => {}
         }
     }
 
@@ -232,11 +242,6 @@ impl Subscriber {
 
 async fn next(stream: &mut PubSubStream) -> Option<redis::Msg> {
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // An error means the guard is gone, which is a stop too.
-    let _ = stop.wait_for(|&stop| stop).await;
 }
 
 #[cfg(test)]

@@ -236,14 +236,27 @@ async fn a_password_server_is_subscribed_to_with_the_password_of_the_url() {
 #[tokio::test]
 async fn dropping_the_bus_closes_its_subscription() {
     let server = RedisServer::start();
-    let config = Config::new(server.url());
-    let b = instance_with(&config);
-    subscribed(&b).await;
-    let channel = b.bus.channel().to_owned();
+    let Instance { bus, events, .. } = instance_with(&Config::new(server.url()));
+    wait_until("the bus is subscribed", DEADLINE, || async { bus.is_subscribed() }).await;
+    let channel = bus.channel().to_owned();
     assert_eq!(subscribers(&server, &channel).await, 1);
 
-    drop(b);
+    drop(bus);
     wait_until("the subscription is closed", DEADLINE, || async { subscribers(&server, &channel).await == 0 }).await;
+    drop(events);
+}
+
+#[tokio::test]
+async fn dropping_the_event_receiver_closes_its_subscription() {
+    let server = RedisServer::start();
+    let Instance { bus, events, .. } = instance_with(&Config::new(server.url()));
+    wait_until("the bus is subscribed", DEADLINE, || async { bus.is_subscribed() }).await;
+    assert_eq!(subscribers(&server, bus.channel()).await, 1);
+
+    drop(events);
+    wait_until("the subscription is closed", DEADLINE, || async { subscribers(&server, bus.channel()).await == 0 })
+        .await;
+    wait_until("the bus says so", DEADLINE, || async { !bus.is_subscribed() }).await;
 }
 
 /// `PUBSUB NUMSUB channel`, on a connection of the test's own.
