@@ -152,6 +152,12 @@ impl Bus {
     /// for the subscription ([`is_subscribed`](Self::is_subscribed) says
     /// when it is up).
     ///
+    /// Messages published before the first subscription is confirmed are
+    /// not heard, and that is not reported as a gap unless the first
+    /// attempt fails: start the bus before caching anything, and serve
+    /// from memory once it is subscribed (or treat the first
+    /// [`Event::Resubscribed`] as the end of a gap that began at start).
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] if the URL does not parse.
