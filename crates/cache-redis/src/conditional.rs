@@ -42,9 +42,16 @@
 //! ahead beats a later one, and a load that started up to the skew after a
 //! delete on a replica whose clock runs behind is refused (a refusal costs
 //! one extra load, never a wrong answer for long: the next load stores).
-//! Beyond the bound, a replica whose clock runs ahead wins every
-//! comparison until the others' clocks pass its stamps, which is what the
-//! read-side clamp limits to one TTL.
+//! Beyond the bound the rule is broken, and the damage is bounded by the
+//! entry's expiry: an entry stamped by a clock that runs ahead refuses
+//! every other replica's write as older until their clocks pass its stamp
+//! or it expires (`expire_after`, TTL plus the stale window), whichever
+//! comes first (reads meanwhile clamp its stamp to now: see
+//! [`get`](RedisTier::get)). Stamping with
+//! Redis's `TIME` instead would remove skew from the comparison but not
+//! from the ages replicas compute with their own clocks, and would cost a
+//! round trip before each load; a clock off by seconds is an incident to
+//! alert on (NTP offset), not one to design around.
 //!
 //! **Pattern deletions leave no tombstones yet.** A
 //! [`delete_matching`](RedisTier::delete_matching) cannot know the ids of
