@@ -237,3 +237,19 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_pattern_deletion_drops_entries_only_and_leaves_tombstones_and_locks() {
+    let server = RedisServer::start();
+    let (tier, _) = tier(&server.url());
+    for id in ["0xab1", "0xab2", "0xcd1"] {
+        tier.set(id, &1_u8, SystemTime::now(), EXPIRY).await.unwrap();
+    }
+    tier.delete_with_tombstone("0xab3", at(1, 0), EXPIRY).await.unwrap();
+    let lock = tier.try_lock_load("0xab4", EXPIRY).await.unwrap().unwrap();
+
+    assert_eq!(tier.delete_matching("0xab*").await.unwrap(), 2);
+    assert!(tier.get::<u8>("0xcd1").await.unwrap().is_some());
+    assert!(server.get_raw("poscache:tombstone:v2:{0xab3}").await.is_some());
+    assert!(tier.unlock_load("0xab4", &lock).await.unwrap(), "the lock was left alone");
+}
