@@ -71,7 +71,7 @@ async fn run(args: &Args) {
     // encoded.
     let value: Vec<String> = (0..46_u64).map(|i| format!("0x{:040x}", i * 0x9e37_79b9_7f4a_7c15)).collect();
     tier.set(ID, &value, SystemTime::now(), Duration::from_secs(3600)).await.expect("store the value");
-    let key = format!("poscache:positions:v1:{ID}");
+    let key = format!("poscache:positions:v2:{{{ID}}}");
     let size = server.get_raw(&key).await.expect("stored").len();
     let mut plain = server.connection().await;
 

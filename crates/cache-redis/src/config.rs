@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::breaker::BreakerConfig;
 use crate::redact::redact_url;
 
-/// The key namespace by default: keys are `poscache:positions:v1:{id}`.
+/// The key namespace by default: keys are `poscache:positions:v2:{<id>}`.
 pub const DEFAULT_NAMESPACE: &str = "poscache";
 
 /// The pool's size by default: a ceiling the tier does not reach, since it

@@ -14,7 +14,7 @@
 //! the codec or the header, bump [`VERSION`]: a replica that meets a
 //! version it does not know treats the value as a miss (and its next store
 //! replaces it), which is what a rolling deploy needs. Keys carry their own
-//! layout version (`…:v1:…`), which only changes if the key layout does.
+//! layout version (`…:v2:…`), which only changes if the key layout does.
 //!
 //! `fetched_at` round-trips a [`SystemTime`] exactly at nanosecond
 //! precision, the precision of the system clock on Linux, for any time from

@@ -3,10 +3,10 @@
 //!
 //! Several replicas of the service share one Redis, and a replica that
 //! restarts finds warm data there. A [`RedisTier`] stores any
-//! `T: Serialize + DeserializeOwned` under `{namespace}:positions:v1:{id}`
-//! in a versioned [`envelope`] that carries the time the value was fetched
-//! from its source, so every replica agrees on its age. It offers five
-//! operations:
+//! `T: Serialize + DeserializeOwned` under `<namespace>:positions:v2:{<id>}`
+//! (the id in braces: a hash tag, see below) in a versioned [`envelope`]
+//! that carries the time the value was fetched from its source, so every
+//! replica agrees on its age. It offers five operations:
 //!
 //! - [`get`](RedisTier::get) one value, in one round trip, shared by
 //!   concurrent gets of the same id, and never more than
@@ -16,6 +16,13 @@
 //! - [`delete_matching`](RedisTier::delete_matching) every id a glob
 //!   matches (`SCAN` + `UNLINK`, never `KEYS`);
 //! - [`ping`](RedisTier::ping).
+//!
+//! For a fleet of replicas on one Redis it adds writes that agree whatever
+//! order they arrive in ([`conditional`]: the newest `fetched_at` wins, a
+//! delete leaves a tombstone that is final for loads started before it)
+//! and a per-id [`load_lock`] that lets one replica load while the others
+//! wait. The three keys of one id (entry, tombstone, lock) share a hash
+//! slot.
 //!
 //! **A Redis outage costs latency, never an error a user sees.** Building a
 //! tier does not connect, so start-up never waits for Redis. Every
@@ -90,11 +97,13 @@
 
 mod breaker;
 pub mod bus;
+pub mod conditional;
 mod config;
 pub mod envelope;
 mod error;
 mod keys;
 mod lease;
+pub mod load_lock;
 mod observer;
 mod op;
 mod prober;
@@ -106,11 +115,13 @@ mod tier;
 pub mod testing;
 
 pub use breaker::{BreakerConfig, BreakerState, DEFAULT_BASE_PAUSE, DEFAULT_FAILURE_THRESHOLD, DEFAULT_MAX_PAUSE};
+pub use conditional::WriteOutcome;
 pub use config::{
     Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_VALUE_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, DEFAULT_POOL_SIZE,
 };
 pub use envelope::Stored;
 pub use error::{Error, ErrorReply};
+pub use load_lock::LoadLockToken;
 pub use observer::Observer;
 pub use op::Op;
 pub use tier::{FETCHED_AT_SKEW, RedisTier, SCAN_COUNT};

@@ -36,6 +36,10 @@ use crate::op::Op;
 ///   as [`error`](Self::error) *and* [`error_reply`](Self::error_reply)
 ///   with its kind (concurrent gets of one id share one round trip, so one
 ///   failure is heard once however many callers shared it);
+/// - a [`set_if_newer`](crate::RedisTier::set_if_newer) that writes
+///   nothing is heard as [`refused_older`](Self::refused_older) or
+///   [`stopped_by_tombstone`](Self::stopped_by_tombstone) (it is not an
+///   error);
 /// - [`up_changed`](Self::up_changed) and
 ///   [`breaker_changed`](Self::breaker_changed) are heard on transitions
 ///   only.
@@ -95,6 +99,14 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// A `get` found bytes that are not a value this version can read (see
     /// [`envelope`](crate::envelope)); it was reported as a miss.
     fn corrupt_value(&self) {}
+
+    /// A [`set_if_newer`](crate::RedisTier::set_if_newer) wrote nothing:
+    /// Redis held an entry fetched at the same time or later.
+    fn refused_older(&self) {}
+
+    /// A [`set_if_newer`](crate::RedisTier::set_if_newer) wrote nothing:
+    /// a tombstone recorded a deletion at or after the load's start.
+    fn stopped_by_tombstone(&self) {}
 
     /// The circuit breaker moved to `state`.
     fn breaker_changed(&self, _state: BreakerState) {}

@@ -22,10 +22,12 @@ use std::fmt;
 pub enum Op {
     /// Reading one entry (`GET`).
     Get,
-    /// Writing one entry with its expiry (`SET … PX`).
+    /// Writing one entry with its expiry (`SET … PX`), also conditionally
+    /// (the `set_if_newer` script), and taking a load lock (`SET … NX`).
     Set,
-    /// Dropping entries (`UNLINK`): one by id, or the last page of a
-    /// pattern deletion.
+    /// Dropping entries (`UNLINK`): one by id (also with a tombstone, the
+    /// `delete_with_tombstone` script), or the last page of a pattern
+    /// deletion; and releasing a load lock.
     Delete,
     /// One page of a pattern deletion (`SCAN`, pipelined with the `UNLINK`
     /// of the page before).

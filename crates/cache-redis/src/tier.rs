@@ -71,6 +71,12 @@ pub const SCAN_COUNT: usize = 1000;
 /// clock.
 const MAX_EXPIRY_MS: u64 = 1 << 52;
 
+/// `expire_after` in whole milliseconds, at least one, at most
+/// [`MAX_EXPIRY_MS`]: what `PX` is given.
+pub(crate) fn expiry_millis(expire_after: Duration) -> u64 {
+    u64::try_from(expire_after.as_millis()).unwrap_or(u64::MAX).clamp(1, MAX_EXPIRY_MS)
+}
+
 /// How far past now a stored `fetched_at` may lie before a read clamps it
 /// to now: 2 s, more than replicas' clocks kept by NTP differ (milliseconds),
 /// far less than any TTL.
@@ -83,7 +89,7 @@ const MAX_EXPIRY_MS: u64 = 1 << 52;
 pub const FETCHED_AT_SKEW: Duration = Duration::from_secs(2);
 
 /// The shared Redis tier: values of type `T` stored under
-/// `{namespace}:positions:v1:{id}` with the time they were fetched.
+/// `<namespace>:positions:v2:{<id>}` with the time they were fetched.
 ///
 /// Built from a [`Config`] without connecting, so start-up neither fails
 /// nor waits when Redis is down; only a malformed URL is an error here.
@@ -144,7 +150,7 @@ pub const FETCHED_AT_SKEW: Duration = Duration::from_secs(2);
 /// ```
 #[derive(Clone)]
 pub struct RedisTier {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// Stops the prober when the last clone goes; `None` without a runtime.
     prober: Option<Arc<prober::Guard>>,
 }
@@ -152,13 +158,13 @@ pub struct RedisTier {
 /// What the tier's clones and its prober share.
 pub(crate) struct Shared {
     pub(crate) connection: Lease,
-    keys: Keys,
+    pub(crate) keys: Keys,
     namespace: String,
     op_timeout: Duration,
     pub(crate) health_interval: Duration,
     max_value_bytes: usize,
     pub(crate) breaker: Breaker,
-    observer: Arc<dyn Observer>,
+    pub(crate) observer: Arc<dyn Observer>,
     clock: Arc<dyn Clock>,
     reads: Reads,
     redacted_url: String,
@@ -174,7 +180,7 @@ const UP: u8 = 1;
 const DOWN: u8 = 2;
 
 /// One round trip's worth of request.
-enum Request<'a> {
+pub(crate) enum Request<'a> {
     Command(&'a redis::Cmd),
     Pipeline(&'a redis::Pipeline),
 }
@@ -351,7 +357,7 @@ impl RedisTier {
             self.shared.observer.error(Op::Set);
             Error::from(error)
         })?;
-        let millis = u64::try_from(expire_after.as_millis()).unwrap_or(u64::MAX).clamp(1, MAX_EXPIRY_MS);
+        let millis = expiry_millis(expire_after);
         let mut command = redis::cmd("SET");
         command.arg(self.shared.keys.key(id)).arg(bytes).arg("PX").arg(millis);
         self.shared.round_trip(Op::Set, Request::Command(&command)).await
@@ -543,7 +549,7 @@ impl Shared {
     /// Sends `request` through the breaker, under the op timeout, and
     /// records how it went: leave, [`attempt`](Self::attempt),
     /// [`record`](Self::record).
-    async fn round_trip<R: FromRedisValue>(&self, op: Op, request: Request<'_>) -> Result<R, Error> {
+    pub(crate) async fn round_trip<R: FromRedisValue>(&self, op: Op, request: Request<'_>) -> Result<R, Error> {
         let permit = self.breaker.admit().inspect_err(|_| self.observer.rejected(op))?;
         let result = self.attempt(op, &request).await;
         self.record(permit, &result);

@@ -64,7 +64,7 @@ pub struct Config {
     #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
     pub redis_url: Option<String>,
 
-    /// Prefix of every Redis key: `{namespace}:positions:v1:{wallet}`.
+    /// Prefix of every Redis key: `<namespace>:positions:v2:{<wallet>}` (the braces are a hash tag).
     #[arg(long = "redis-namespace", env = "REDIS_NAMESPACE", default_value = "poscache", value_name = "NAME",
           value_parser = parse_namespace)]
     pub redis_namespace: String,

@@ -14,7 +14,7 @@ use system_tests::FakeSource;
 /// An EVM wallet whose path every test uses.
 pub(crate) const PATH: &str = "/v4/positions/0x52908400098527886e0f7030069857d2e4169ee7";
 /// Its Redis key under the default namespace.
-pub(crate) const KEY: &str = "poscache:positions:v1:0x52908400098527886e0f7030069857d2e4169ee7";
+pub(crate) const KEY: &str = "poscache:positions:v2:{0x52908400098527886e0f7030069857d2e4169ee7}";
 
 /// The path of the `i`th of many test wallets.
 pub(crate) fn wallet_path(i: usize) -> String {

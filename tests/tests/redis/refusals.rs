@@ -36,7 +36,7 @@ async fn out_of_memory_on_every_store_keeps_health_ok_and_reads_on_redis() {
     system_tests::eventually("every wallet is in redis", std::time::Duration::from_secs(10), || async {
         let mut all = true;
         for i in 0..WALLETS {
-            all &= redis.get_raw(&format!("poscache:positions:v1:0x{i:040x}")).await.is_some();
+            all &= redis.get_raw(&format!("poscache:positions:v2:{{0x{i:040x}}}")).await.is_some();
         }
         all
     })

@@ -80,10 +80,10 @@ async fn delete_drops_the_wallet_from_memory_and_redis() {
 
     client.get("/v4/positions/0xab00000000000000000000000000000000000001").await;
     client.get("/v4/positions/0xcd00000000000000000000000000000000000002").await;
-    eventually_in_redis(&redis, "poscache:positions:v1:0xab00000000000000000000000000000000000001").await;
+    eventually_in_redis(&redis, "poscache:positions:v2:{0xab00000000000000000000000000000000000001}").await;
     let by_pattern = client.delete("/v4/positions?pattern=0xab*", Some("t0ken")).await.json();
     assert!(by_pattern["removed"].as_u64().is_some_and(|n| n >= 1), "{by_pattern}");
-    assert_eq!(redis.get_raw("poscache:positions:v1:0xab00000000000000000000000000000000000001").await, None);
+    assert_eq!(redis.get_raw("poscache:positions:v2:{0xab00000000000000000000000000000000000001}").await, None);
     service.stop().await;
 }
 

@@ -13,7 +13,7 @@ use crate::support::{Counts, tier};
 async fn undecodable_values_are_misses_and_the_next_store_replaces_them() {
     let server = RedisServer::start();
     let (tier, counts) = tier(&server.url());
-    let key = "poscache:positions:v1:0xabc";
+    let key = "poscache:positions:v2:{0xabc}";
 
     let valid = envelope::encode(&vec!["USDC".to_owned()], UNIX_EPOCH + Duration::from_nanos(7)).unwrap();
     let mut wrong_magic = valid.clone();

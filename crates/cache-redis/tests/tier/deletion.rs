@@ -29,8 +29,8 @@ async fn only_matching_ids_of_the_namespace_are_deleted_even_with_glob_character
     // Namespaces that the unescaped pattern `we[ir]d*ns:…` would match
     // (`weid-ns`, `werdXns`), and ones it would not (`weird-ns`, `weirdXns`).
     let neighbours = ["weird-ns", "weirdXns", "weid-ns", "werdXns"];
-    let unescaped = Pattern::new(&format!("{weird}:positions:v1:0xab*")).unwrap();
-    assert!(unescaped.matches("weid-ns:positions:v1:0xab1"), "the test has teeth");
+    let unescaped = Pattern::new(&format!("{weird}:positions:v2:{{0xab*}}")).unwrap();
+    assert!(unescaped.matches("weid-ns:positions:v2:{0xab1}"), "the test has teeth");
 
     let (tier, counts) = tier_with(Config { namespace: weird.to_owned(), ..Config::new(server.url()) });
     let ids = ["0xab", "0xab1", "0xab2", "0xabc", "0xac1", "0xa", "x0xab1", "0xAB1", "0xa*b"];
@@ -91,19 +91,19 @@ async fn deleting_100k_keys_leaves_redis_answering_other_clients() {
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(10_000) {
         let mut mset = redis::cmd("MSET");
         for i in chunk {
-            mset.arg(format!("bulk:positions:v1:w{i}")).arg("x");
+            mset.arg(format!("bulk:positions:v2:{{w{i}}}")).arg("x");
         }
         let () = mset.query_async(&mut connection).await.unwrap();
     }
     for i in 0..10 {
         let () = redis::cmd("SET")
-            .arg(format!("bulk:positions:v1:keep{i}"))
+            .arg(format!("bulk:positions:v2:{{keep{i}}}"))
             .arg("x")
             .query_async(&mut connection)
             .await
             .unwrap();
         let () = redis::cmd("SET")
-            .arg(format!("other:positions:v1:w{i}"))
+            .arg(format!("other:positions:v2:{{w{i}}}"))
             .arg("x")
             .query_async(&mut connection)
             .await

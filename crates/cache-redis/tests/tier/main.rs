@@ -1,6 +1,7 @@
 //! The Redis tier against real `redis-server` processes: the commands it
 //! sends, exact round trips, expiry, pattern deletion, undecodable values,
-//! outages, health without traffic, what Redis refuses, and the password.
+//! outages, health without traffic, what Redis refuses, the password, and
+//! the fleet's conditional writes, tombstones and load locks.
 //!
 //! Each test starts its own server on its own Unix socket, so they run in parallel
 //! and may kill theirs. Figures the lead asked for (deletion time, PING
@@ -12,6 +13,7 @@ mod commands;
 mod corrupt;
 mod deletion;
 mod faults;
+mod fleet;
 mod health;
 mod refusals;
 mod round_trip;

@@ -77,7 +77,7 @@ async fn a_read_only_replica_refuses_stores_and_keeps_serving_reads() {
 async fn a_key_of_another_type_is_refused_by_kind_and_replaced_by_a_store() {
     let server = RedisServer::start();
     let (tier, counts) = tier_with_a_value(&server).await;
-    admin(&server, redis::cmd("RPUSH").arg("poscache:positions:v1:0xabc").arg("x")).await.unwrap();
+    admin(&server, redis::cmd("RPUSH").arg("poscache:positions:v2:{0xabc}").arg("x")).await.unwrap();
 
     for _ in 0..5 {
         let error = tier.get::<u8>("0xabc").await.unwrap_err();
@@ -147,7 +147,7 @@ async fn a_value_at_the_limit_is_read_and_one_byte_over_is_not() {
     let fits = 1000 - header - 3;
     tier.set("fits", &vec![1_u8; fits], SystemTime::now(), Duration::from_secs(60)).await.unwrap();
     tier.set("over", &vec![1_u8; fits + 1], SystemTime::now(), Duration::from_secs(60)).await.unwrap();
-    assert_eq!(server.get_raw("poscache:positions:v1:fits").await.unwrap().len(), 1000);
+    assert_eq!(server.get_raw("poscache:positions:v2:{fits}").await.unwrap().len(), 1000);
     assert_eq!(tier.get::<Vec<u8>>("fits").await.unwrap().map(|s| s.value.len()), Some(fits));
     assert_eq!(tier.get::<Vec<u8>>("over").await.unwrap(), None);
     assert_eq!(Counts::get(&counts.oversized), 1);

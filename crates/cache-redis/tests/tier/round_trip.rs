@@ -60,9 +60,9 @@ async fn values_and_fetched_at_round_trip_exactly_under_the_documented_key() {
     assert_eq!(texts, ["1520.250000000000000000001", "0.0000000000000000000000000001"]);
     assert_eq!(stored.value[0].avg_cost.to_string(), "0.999800000000000000000000", "scale kept");
 
-    // The key is exactly `poscache:positions:v1:{id}`, and it is the only one.
+    // The key is exactly `poscache:positions:v2:{id}` (the id in braces), and it is the only one.
     let raw =
-        server.get_raw(&format!("poscache:positions:v1:{WALLET}")).await.expect("stored under the documented key");
+        server.get_raw(&format!("poscache:positions:v2:{{{WALLET}}}")).await.expect("stored under the documented key");
     assert_eq!(&raw[..4], &MAGIC);
     assert_eq!(raw[4], VERSION);
     assert_eq!(db_size(&server).await, 1);
@@ -96,7 +96,7 @@ async fn entries_expire_after_the_time_given() {
     let (tier, _) = tier(&server.url());
 
     tier.set("long", &1_u8, SystemTime::now(), Duration::from_secs(60)).await.unwrap();
-    let left = pttl(&server, "poscache:positions:v1:long").await;
+    let left = pttl(&server, "poscache:positions:v2:{long}").await;
     assert!((59_000..=60_000).contains(&left), "PTTL {left} ms for a 60 s expiry");
 
     tier.set("short", &1_u8, SystemTime::now(), Duration::from_millis(30)).await.unwrap();

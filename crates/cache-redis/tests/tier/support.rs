@@ -17,6 +17,8 @@ pub(crate) struct Counts {
     pub(crate) misses: AtomicU64,
     pub(crate) corrupt: AtomicU64,
     pub(crate) oversized: AtomicU64,
+    pub(crate) refused_older: AtomicU64,
+    pub(crate) stopped_by_tombstone: AtomicU64,
     errors: [AtomicU64; Op::ALL.len()],
     replies: [AtomicU64; ErrorReply::ALL.len()],
     rejected: [AtomicU64; Op::ALL.len()],
@@ -67,6 +69,12 @@ impl Observer for Counts {
     }
     fn oversized_value(&self) {
         self.oversized.fetch_add(1, Ordering::Relaxed);
+    }
+    fn refused_older(&self) {
+        self.refused_older.fetch_add(1, Ordering::Relaxed);
+    }
+    fn stopped_by_tombstone(&self) {
+        self.stopped_by_tombstone.fetch_add(1, Ordering::Relaxed);
     }
     fn breaker_changed(&self, state: BreakerState) {
         self.breaker.lock().unwrap().push(state);
