@@ -4,7 +4,7 @@
 //!
 //! - [`message`]: what crosses the channel, a [`Message`] (kind, wallet or
 //!   pattern, time, sender) in a small versioned encoding;
-//! - [`subscriber`]: the task that keeps a dedicated connection
+//! - `subscriber`: the task that keeps a dedicated connection
 //!   subscribed and hands other instances' messages to the caller;
 //! - this file: [`Bus`], which publishes and owns the subscriber.
 //!
