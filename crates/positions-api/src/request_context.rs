@@ -108,6 +108,14 @@ impl RequestContext {
         CURRENT.try_with(Clone::clone).ok()
     }
 
+    /// The id of the request being handled on this task, or an empty
+    /// string outside one: for the few log lines a request writes, so that
+    /// they carry its id even when no request span is made (the span costs
+    /// something on every request; these lines are rare).
+    pub(crate) fn current_id() -> String {
+        CURRENT.try_with(|context| context.id().to_owned()).unwrap_or_default()
+    }
+
     /// Runs `future` with this context as the current one.
     pub(crate) fn scope<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
         CURRENT.scope(self, future)

@@ -290,7 +290,7 @@ impl App {
         self.authorize(request)?;
         let wallet = Wallet::parse(wallet)?;
         let removed = self.service.invalidate(&wallet).await?;
-        tracing::info!(%wallet, removed, "wallet invalidated");
+        tracing::info!(%wallet, removed, request_id = RequestContext::current_id(), "wallet invalidated");
         Ok(json(StatusCode::OK, &DeletedWallet { wallet: wallet.as_str(), removed }))
     }
 
@@ -299,7 +299,7 @@ impl App {
         let pattern = query_param(request.uri().query(), "pattern")?.unwrap_or(Cow::Borrowed("*"));
         let pattern = pattern.as_ref();
         let removed = self.service.invalidate_matching(pattern).await?;
-        tracing::info!(pattern, removed, "wallets invalidated");
+        tracing::info!(pattern, removed, request_id = RequestContext::current_id(), "wallets invalidated");
         Ok(json(StatusCode::OK, &DeletedPattern { pattern, removed }))
     }
 

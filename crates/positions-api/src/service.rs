@@ -212,7 +212,14 @@ impl Service {
             Err(error) => {
                 if let Some(entry) = shared.enabled.then(|| shared.cache.get_fail_safe(wallet)).flatten() {
                     if let Some(suppressed) = shared.stale_if_error_log.allow(failure_class(&error)) {
-                        tracing::warn!(%wallet, %error, age_s = entry.age().as_secs_f64(), suppressed, "source failed; serving stale data");
+                        tracing::warn!(
+                            %wallet,
+                            %error,
+                            age_s = entry.age().as_secs_f64(),
+                            suppressed,
+                            request_id = crate::request_context::RequestContext::current_id(),
+                            "source failed; serving stale data"
+                        );
                     }
                     return Ok(Answer::cached(entry, Origin::MemoryStaleIfError));
                 }

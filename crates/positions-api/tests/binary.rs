@@ -444,14 +444,24 @@ fn the_json_access_log_has_one_line_per_request_with_json_values() {
 }
 
 #[test]
-fn without_access_log_there_is_no_access_line_but_the_id_is_echoed() {
-    let (mut child, listening, log) = start_logged(&[]);
+fn without_access_log_there_is_no_access_line_but_the_id_is_echoed_and_logged() {
+    let (mut child, listening, log) = start_logged(&[("ADMIN_TOKEN", "t0ken")]);
     let addr = listening["addr"].as_str().expect("an address").to_owned();
     let (status, headers, _) = exchange(&addr, "GET", WALLET, &[]);
     assert_eq!(status, 200);
     assert!(header(&headers, "x-request-id").is_some_and(|id| !id.is_empty()));
+    let authorization = ("Authorization", "Bearer t0ken");
+    assert_eq!(exchange(&addr, "DELETE", WALLET, &[authorization, ("X-Request-Id", "admin-8")]).0, 200);
     assert!(stop(&mut child).success());
-    assert!(access_lines(&log.join().expect("log reader")).is_empty());
+    let log = log.join().expect("log reader");
+    assert!(access_lines(&log).is_empty());
+    // A line the request writes carries its id without the request span.
+    let invalidated = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["message"] == "wallet invalidated")
+        .expect("the DELETE is logged");
+    assert_eq!(invalidated["request_id"], "admin-8", "{invalidated}");
 }
 
 #[test]
