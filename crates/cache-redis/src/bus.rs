@@ -68,14 +68,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use deadpool_redis::redis::{self, IntoConnectionInfo};
+use deadpool_redis::redis;
 use tokio::sync::mpsc;
 
 pub use message::{DecodeError, HEADER_LEN, InstanceId, Kind, MAGIC, Message, VERSION, decode, encode};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::redact::Secrets;
 use crate::tier::RedisTier;
 
 /// The first pause before subscribing again after an attempt failed.
@@ -167,14 +166,8 @@ impl Bus {
     /// Outside a tokio runtime.
     pub fn start(tier: RedisTier, config: &Config) -> Result<(Self, mpsc::Receiver<Event>), Error> {
         let redacted_url = config.redacted_url();
-        let invalid = |reason: String| Error::InvalidUrl { url: redacted_url.clone(), reason };
-        let info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| invalid(Secrets::new(&config.url, None).scrub(e)))?;
-        let secrets = Secrets::new(&config.url, info.redis_settings().password());
-        let client = redis::Client::open(info).map_err(|e| invalid(secrets.scrub(e)))?;
+        let (info, secrets) = config.connection_info()?;
+        let client = redis::Client::open(info).map_err(|e| config.invalid_url(secrets.scrub(e)))?;
 
         let channel = channel(tier.namespace());
         let instance = InstanceId::random();

@@ -11,8 +11,11 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use deadpool_redis::redis::{ConnectionInfo, IntoConnectionInfo};
+
 use crate::breaker::BreakerConfig;
-use crate::redact::redact_url;
+use crate::error::Error;
+use crate::redact::{Secrets, redact_url};
 
 /// The key namespace by default: keys are `poscache:positions:v2:{<id>}`.
 pub const DEFAULT_NAMESPACE: &str = "poscache";
@@ -111,6 +114,25 @@ impl Config {
     /// The URL with its password replaced by `***`, fit for logs.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
+    }
+
+    /// The URL as redis-rs reads it, with the secrets to scrub from any
+    /// error that may quote it: the one place the URL is parsed, for the
+    /// tier's pool and the bus's own connection alike.
+    pub(crate) fn connection_info(&self) -> Result<(ConnectionInfo, Secrets), Error> {
+        let info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| self.invalid_url(Secrets::new(&self.url, None).scrub(e)))?;
+        let secrets = Secrets::new(&self.url, info.redis_settings().password());
+        Ok((info, secrets))
+    }
+
+    /// An [`Error::InvalidUrl`] naming this URL, redacted, and `reason`
+    /// (already scrubbed of secrets).
+    pub(crate) fn invalid_url(&self, reason: String) -> Error {
+        Error::InvalidUrl { url: self.redacted_url(), reason }
     }
 }
 

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime};
 use cache_core::{Clock, SystemClock};
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo};
+use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue};
 use deadpool_redis::{Pool, PoolError, Runtime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -235,19 +235,13 @@ impl RedisTier {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let redacted_url = config.redacted_url();
-        let invalid = |reason: String| Error::InvalidUrl { url: redacted_url.clone(), reason };
-        let info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| invalid(Secrets::new(&config.url, None).scrub(e)))?;
-        let secrets = Secrets::new(&config.url, info.redis_settings().password());
+        let (info, secrets) = config.connection_info()?;
 
         let timeout = Some(config.op_timeout);
         let connection_config =
             AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
-        let manager =
-            deadpool_redis::Manager::new_with_config(info, connection_config).map_err(|e| invalid(secrets.scrub(e)))?;
+        let manager = deadpool_redis::Manager::new_with_config(info, connection_config)
+            .map_err(|e| config.invalid_url(secrets.scrub(e)))?;
         // Without these timeouts (and without the runtime they need), a
         // pool waiting on an unreachable Redis would wait forever; the
         // timeout around each operation is the real bound, these keep
