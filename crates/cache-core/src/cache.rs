@@ -204,8 +204,10 @@ where
             }
         }
         drop(expired);
+        // The shard has already weighed the mark: a marked entry counts as a
+        // stale hit.
         let freshness = if event == Event::Hit { Freshness::Fresh } else { Freshness::Stale };
-        found.map(|slot| Entry::new(slot.value, slot.fetched_at, now, freshness))
+        found.map(|slot| Entry::new(slot.value, slot.stamp.fetched_at(), now, freshness))
     }
 
     /// Stores `value` under `key` as fetched now, replacing any older value,
@@ -236,9 +238,16 @@ where
     }
 
     /// Like [`insert_at`](Self::insert_at), unless the cache already holds
-    /// a value for `key` fetched at `fetched_at` or later: then that value
-    /// stays, untouched, and `value` is dropped. Returns whether `value` was
-    /// stored.
+    /// a value for `key` that outranks it: then that value stays, untouched,
+    /// and `value` is dropped. Returns whether `value` was stored.
+    ///
+    /// The held value outranks the new one when it was fetched later, or at
+    /// the same time and is not marked stale. A held value marked by
+    /// [`mark_stale_before`](Self::mark_stale_before) and fetched at the same
+    /// time (or earlier) is replaced: a value of the same time *confirms* it
+    /// (the shared tier still holds exactly that entry), and the stored
+    /// value starts unmarked, as every insert does. A store of either kind
+    /// counts an insertion and makes the entry the most recently used.
     ///
     /// For filling this cache from a slower shared tier: while the read of
     /// that tier was under way, a fresher value may have arrived here, and
@@ -258,6 +267,15 @@ where
     /// assert_eq!(*cache.get("k").unwrap().value(), "new");
     /// assert!(cache.insert_if_newer("k", "newer", now + Duration::from_secs(1)));
     /// assert_eq!(*cache.get("k").unwrap().value(), "newer");
+    ///
+    /// // The same time does not replace an unmarked entry, but confirms a
+    /// // marked one.
+    /// let newer = now + Duration::from_secs(1);
+    /// assert!(!cache.insert_if_newer("k", "same", newer));
+    /// cache.mark_stale_before(newer + Duration::from_secs(1));
+    /// assert!(cache.get("k").unwrap().is_stale());
+    /// assert!(cache.insert_if_newer("k", "confirmed", newer));
+    /// assert!(!cache.get("k").unwrap().is_stale());
     /// ```
     pub fn insert_if_newer(&self, key: K, value: V, fetched_at: SystemTime) -> bool {
         let fetched_at = to_unix_nanos(fetched_at);
@@ -286,6 +304,63 @@ where
         self.shard(hash).insert(hash, key, value, fetched_at, now, &mut removed, &mut pending.events);
         drop(removed);
         drop(pending);
+    }
+
+    /// Marks stale every entry fetched strictly before `before`, until it is
+    /// replaced; returns how many entries it marked that were not marked
+    /// already (so a second call with the same `before` returns zero). Dead
+    /// entries not yet dropped are marked and counted too, as
+    /// [`len`](Self::len) counts them.
+    ///
+    /// For an owner that may have missed invalidations: once a lost
+    /// subscription is back, every entry fetched before the end of the gap
+    /// may have been invalidated elsewhere, so it should be served as stale
+    /// (and revalidated) rather than as fresh.
+    ///
+    /// A marked entry reads as [`Freshness::Stale`] on every read
+    /// ([`get`](Self::get) counts it as a stale hit), even while its age is
+    /// within the TTL. Everything else still goes by its real `fetched_at`:
+    /// its [`age`](Entry::age), the windows in which each read serves it
+    /// (past `ttl + stale_while_revalidate` `get` misses it as usual, and
+    /// [`get_fail_safe`](Self::get_fail_safe) serves it to the end of its own
+    /// window), eviction and [`purge_expired`](Self::purge_expired). Any
+    /// insert of `key` stores an unmarked entry; see
+    /// [`insert_if_newer`](Self::insert_if_newer) for how a value of the same
+    /// time confirms a marked one.
+    ///
+    /// Touches neither recency nor the counters, and tells the observer
+    /// nothing. O(n): visits every entry, one shard at a time, each under its
+    /// lock. An entry stored while the pass is under way is marked if its
+    /// shard is visited after the store and it was fetched before `before`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, Clock, Freshness, ManualClock, Policy};
+    ///
+    /// let clock = ManualClock::starting_now();
+    /// let cache = Cache::builder(10)
+    ///     .policy(Policy::new(Duration::from_secs(60)).stale_while_revalidate(Duration::from_secs(60)))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("before", 1);
+    /// clock.advance(Duration::from_secs(10));
+    /// let gap_ended = clock.now();
+    /// cache.insert("after", 2);
+    ///
+    /// assert_eq!(cache.mark_stale_before(gap_ended), 1);
+    /// let entry = cache.get("before").unwrap();
+    /// assert_eq!(entry.freshness(), Freshness::Stale);
+    /// assert_eq!(entry.age(), Duration::from_secs(10), "the age is still the real one");
+    /// assert!(!cache.get("after").unwrap().is_stale());
+    ///
+    /// cache.insert("before", 3); // replaced: fresh again
+    /// assert!(!cache.get("before").unwrap().is_stale());
+    /// ```
+    pub fn mark_stale_before(&self, before: SystemTime) -> usize {
+        let before = to_unix_nanos(before);
+        self.shards.iter().map(|shard| lock(shard).mark_stale_before(before)).sum()
     }
 
     /// Drops `key`; returns whether it was there. Counts an invalidation.
@@ -393,7 +468,7 @@ where
             .iter()
             .map(|shard| {
                 lock(shard).remove_where(Event::Expiration, &mut pending.events, |_, slot| {
-                    now.saturating_sub(slot.fetched_at) > retain
+                    now.saturating_sub(slot.stamp.fetched_at()) > retain
                 })
             })
             .sum();
@@ -426,10 +501,12 @@ where
         let windows = self.windows;
         for shard in &*self.shards {
             lock(shard).for_each(|k, slot| {
-                let age = now.saturating_sub(slot.fetched_at);
+                let fetched_at = slot.stamp.fetched_at();
+                let age = now.saturating_sub(fetched_at);
                 if age <= windows.retain {
-                    let freshness = if age <= windows.fresh { Freshness::Fresh } else { Freshness::Stale };
-                    f(k, Entry::new(&slot.value, slot.fetched_at, now, freshness));
+                    let fresh = age <= windows.fresh && !slot.stamp.is_marked();
+                    let freshness = if fresh { Freshness::Fresh } else { Freshness::Stale };
+                    f(k, Entry::new(&slot.value, fetched_at, now, freshness));
                 }
             });
         }

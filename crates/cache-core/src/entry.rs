@@ -64,7 +64,10 @@ impl<V> Entry<V> {
         Duration::from_nanos(self.age_nanos)
     }
 
-    /// Whether the value was fresh or stale when it was read.
+    /// Whether the value was fresh or stale when it was read: stale once
+    /// past the TTL, or if it was marked stale
+    /// ([`Cache::mark_stale_before`](crate::Cache::mark_stale_before)) and
+    /// not replaced since.
     pub fn freshness(&self) -> Freshness {
         self.freshness
     }

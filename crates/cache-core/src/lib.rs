@@ -16,7 +16,10 @@
 //!
 //! Each read keeps to its own window (a stale-if-error of zero means a
 //! failed load gets nothing stale, however long stale-while-revalidate is),
-//! and an entry is stale exactly when its age is past the TTL.
+//! and an entry is stale exactly when its age is past the TTL or its owner
+//! has marked it stale until replaced ([`Cache::mark_stale_before`], for
+//! when invalidations may have been missed). A mark changes no window and no
+//! age: those always go by the entry's real `fetched_at`.
 //!
 //! `fetched_at` is wall-clock time, so an entry keeps its true age when it
 //! travels through a shared tier to another process. Time comes from a

@@ -16,13 +16,16 @@
 //! only serve stale: it is asked once a load has failed, and a stale-if-error
 //! window of zero means an error is wanted then, not old data. An entry is
 //! kept until the longer of the two windows ends. An entry is stale, on every
-//! read, exactly when its age is past `ttl`.
+//! read, exactly when its age is past `ttl` or it is marked stale
+//! ([`Cache::mark_stale_before`]); a marked entry is still served, dropped
+//! and aged by the table above, only never called fresh.
 //!
 //! The caller decides what "stale" triggers (the positions service starts one
 //! background refresh); the cache only reports it.
 //!
 //! [`Cache::get`]: crate::Cache::get
 //! [`Cache::get_fail_safe`]: crate::Cache::get_fail_safe
+//! [`Cache::mark_stale_before`]: crate::Cache::mark_stale_before
 //! [`Cache::peek`]: crate::Cache::peek
 
 use std::time::Duration;
@@ -125,9 +128,11 @@ impl Policy {
 /// What an entry's age makes of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Freshness {
-    /// Within the TTL.
+    /// Within the TTL, and not marked stale.
     Fresh,
-    /// Past the TTL, within a stale window: servable, but due for a refresh.
+    /// Past the TTL (or marked stale by
+    /// [`Cache::mark_stale_before`](crate::Cache::mark_stale_before)),
+    /// within a stale window: servable, but due for a refresh.
     Stale,
     /// Past every window that [`Cache::get`](crate::Cache::get) honours. An
     /// entry can only be seen in this state through
@@ -136,7 +141,8 @@ pub enum Freshness {
 }
 
 impl Freshness {
-    /// Whether the entry is past its TTL.
+    /// Whether the entry is past its TTL (or was marked stale): anything but
+    /// [`Fresh`](Self::Fresh).
     pub const fn is_stale(self) -> bool {
         !matches!(self, Self::Fresh)
     }

@@ -17,6 +17,13 @@
 //! caller code in between. A weigher that panics while an insert is
 //! evicting for room leaves the new entry stored over the bounds; a guard
 //! ([`UndoInsert`]) then takes it out again.
+//!
+//! Every entry carries a [`Stamp`]: when its value was fetched, and whether
+//! the owner has marked it stale (see `Cache::mark_stale_before`). The mark
+//! only changes what a read calls the entry (stale, never fresh); every
+//! window, eviction and purge goes by the real `fetched_at`, so an entry's
+//! age never lies. A store of a new entry always starts unmarked, and a mark
+//! touches neither recency nor the counters.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -32,11 +39,52 @@ use crate::stats::{Event, Tally};
 /// Gives an entry its weight; see [`CacheBuilder::weigher`](crate::CacheBuilder::weigher).
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
-/// A value and when it was fetched, in nanoseconds since the Unix epoch.
+/// A value, when it was fetched and whether it is marked stale.
 #[derive(Debug)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
-    pub(crate) fetched_at: u64,
+    pub(crate) stamp: Stamp,
+}
+
+/// When a value was fetched, in nanoseconds since the Unix epoch, and
+/// whether it is marked stale until replaced, in one `u64` so that the mark
+/// makes no entry larger: the mark is the top bit, the time the rest.
+///
+/// Nanoseconds since 1970 stay below 2^63 until April 2262; a later time is
+/// stored as the last instant below the bit, so such an entry reads as
+/// fetched then (and ages as the clock moves past it) instead of wrapping or
+/// reading as marked. The bits are private: read them through the methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    const MARK: u64 = 1 << 63;
+    /// The latest time a stamp holds; later ones saturate to it.
+    const LATEST: u64 = Self::MARK - 1;
+
+    /// An unmarked stamp for a value fetched at `fetched_at`.
+    #[inline]
+    pub(crate) const fn new(fetched_at: u64) -> Self {
+        Self(if fetched_at > Self::LATEST { Self::LATEST } else { fetched_at })
+    }
+
+    /// When the value was fetched, the mark left out.
+    #[inline]
+    pub(crate) const fn fetched_at(self) -> u64 {
+        self.0 & Self::LATEST
+    }
+
+    /// Whether the value is marked stale until replaced.
+    #[inline]
+    pub(crate) const fn is_marked(self) -> bool {
+        self.0 & Self::MARK != 0
+    }
+
+    /// The same time, marked.
+    #[inline]
+    pub(crate) const fn marked(self) -> Self {
+        Self(self.0 | Self::MARK)
+    }
 }
 
 pub(crate) struct Shard<K, V, S> {
@@ -144,10 +192,11 @@ where
         let (found, event) = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
             RawEntryMut::Occupied(mut occupied) => {
                 let slot = occupied.get();
-                let age = now.saturating_sub(slot.fetched_at);
+                let age = now.saturating_sub(slot.stamp.fetched_at());
                 if age <= limit {
-                    let found = Slot { value: slot.value.clone(), fetched_at: slot.fetched_at };
-                    let event = if age <= self.windows.fresh { Event::Hit } else { Event::StaleHit };
+                    let found = Slot { value: slot.value.clone(), stamp: slot.stamp };
+                    let fresh = age <= self.windows.fresh && !slot.stamp.is_marked();
+                    let event = if fresh { Event::Hit } else { Event::StaleHit };
                     if mode != ReadMode::Peek {
                         occupied.to_back();
                     }
@@ -172,11 +221,34 @@ where
         Read { found, event, expired }
     }
 
-    /// Whether the shard holds `key` fetched at `fetched_at` or later. A
-    /// plain lookup: no recency update, nothing counted.
+    /// Whether the shard holds an entry for `key` that an entry fetched at
+    /// `fetched_at` must not replace: one fetched later, or at the same time
+    /// and not marked stale (a marked one is confirmed by a value of the
+    /// same time). A plain lookup: no recency update, nothing counted.
     #[inline]
     pub(crate) fn holds_newer(&self, hash: u64, key: &K, fetched_at: u64) -> bool {
-        self.map.raw_entry().from_key_hashed_nocheck(hash, key).is_some_and(|(_, slot)| slot.fetched_at >= fetched_at)
+        let fetched_at = Stamp::new(fetched_at).fetched_at();
+        self.map.raw_entry().from_key_hashed_nocheck(hash, key).is_some_and(|(_, slot)| {
+            let held = slot.stamp.fetched_at();
+            held > fetched_at || (held == fetched_at && !slot.stamp.is_marked())
+        })
+    }
+
+    /// Marks stale every entry fetched strictly before `before`; returns how
+    /// many were not marked already. Leaves recency and the counters alone.
+    ///
+    /// `before` is not saturated as a stamp's time is: an entry stored at
+    /// the latest time a stamp holds is marked by any later `before`, which
+    /// errs towards one revalidation too many rather than one too few.
+    pub(crate) fn mark_stale_before(&mut self, before: u64) -> usize {
+        let mut marked = 0;
+        for (_, slot) in &mut self.map {
+            if slot.stamp.fetched_at() < before && !slot.stamp.is_marked() {
+                slot.stamp = slot.stamp.marked();
+                marked += 1;
+            }
+        }
+        marked
     }
 
     /// Stores `value` under `key`, then evicts from this shard's least
@@ -212,7 +284,7 @@ where
             self.count(events, Event::Eviction, 1);
             return;
         }
-        let slot = Slot { value, fetched_at };
+        let slot = Slot { value, stamp: Stamp::new(fetched_at) };
         let excess = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
             RawEntryMut::Occupied(mut occupied) => {
                 let old_weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
@@ -260,7 +332,7 @@ where
                 break;
             };
             self.forget(old_weight);
-            let dead = now.saturating_sub(old.fetched_at) > self.windows.retain;
+            let dead = now.saturating_sub(old.stamp.fetched_at()) > self.windows.retain;
             self.count(events, if dead { Event::Expiration } else { Event::Eviction }, 1);
             excess = excess.after_evicting(old_weight);
             removed.push(k, old.value);
@@ -368,6 +440,41 @@ where
             drop(occupied.remove_entry());
             shard.forget(self.weight);
             shard.count(self.events, Event::Eviction, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mark_makes_no_entry_larger() {
+        assert_eq!(size_of::<Stamp>(), size_of::<u64>());
+        assert_eq!(size_of::<Slot<Arc<u8>>>(), size_of::<(Arc<u8>, u64)>());
+        assert_eq!(size_of::<Slot<u64>>(), size_of::<(u64, u64)>());
+    }
+
+    #[test]
+    fn a_stamp_keeps_its_time_apart_from_its_mark() {
+        let t = 1_700_000_000_123_456_789;
+        let stamp = Stamp::new(t);
+        assert!(!stamp.is_marked());
+        assert_eq!(stamp.fetched_at(), t);
+        let marked = stamp.marked();
+        assert!(marked.is_marked());
+        assert_eq!(marked.fetched_at(), t, "marking leaves the time alone");
+        assert_eq!(marked.marked(), marked);
+        assert_eq!(Stamp::new(0).marked().fetched_at(), 0);
+    }
+
+    #[test]
+    fn times_past_the_mark_bit_saturate_below_it() {
+        for t in [Stamp::LATEST, Stamp::LATEST + 1, u64::MAX] {
+            let stamp = Stamp::new(t);
+            assert!(!stamp.is_marked(), "{t} must not read as marked");
+            assert_eq!(stamp.fetched_at(), Stamp::LATEST);
+            assert_eq!(stamp.marked().fetched_at(), Stamp::LATEST);
         }
     }
 }

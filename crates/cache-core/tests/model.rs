@@ -4,7 +4,8 @@
 //! The model is deliberately naive (a vector in recency order, linear
 //! searches) so that it is obviously right; the cache must agree with it on
 //! every returned value, freshness and age, on its length, and on every
-//! counter. It runs under stale windows of both orders (stale-if-error
+//! counter. Entries may be marked stale until replaced
+//! (`Cache::mark_stale_before`), and the model carries that mark too. It runs under stale windows of both orders (stale-if-error
 //! longer than stale-while-revalidate, and shorter, down to zero), since each
 //! read has a window of its own.
 
@@ -21,8 +22,15 @@ enum Op {
     Insert(u8, u32),
     /// Insert with `fetched_at` this many seconds before now (negative: ahead).
     InsertAt(u8, u32, i64),
-    /// Like `InsertAt`, but only over an entry fetched earlier (or none).
+    /// Like `InsertAt`, but only over an entry fetched earlier (or none), or
+    /// at the same time and marked.
     InsertIfNewer(u8, u32, i64),
+    /// `InsertIfNewer` with the held entry's own `fetched_at` (now if none):
+    /// confirms a marked entry, leaves an unmarked one.
+    Confirm(u8, u32),
+    /// Marks entries fetched before this many seconds before now (negative:
+    /// ahead).
+    MarkStaleBefore(i64),
     Get(u8),
     GetFailSafe(u8),
     Peek(u8),
@@ -39,6 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
         2 => (key.clone(), any::<u32>(), -5_i64..40).prop_map(|(k, v, s)| Op::InsertAt(k, v, s)),
         2 => (key.clone(), any::<u32>(), -5_i64..40).prop_map(|(k, v, s)| Op::InsertIfNewer(k, v, s)),
+        2 => (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Confirm(k, v)),
+        2 => (-5_i64..30).prop_map(Op::MarkStaleBefore),
         5 => key.clone().prop_map(Op::Get),
         2 => key.clone().prop_map(Op::GetFailSafe),
         2 => key.clone().prop_map(Op::Peek),
@@ -50,6 +60,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// An entry of the model: key, value, `fetched_at` and whether it is marked
+/// stale.
+type ModelEntry = (u8, u32, u64, bool);
+
 /// The obviously correct version: entries least recently used first.
 #[derive(Debug, Default)]
 struct Model {
@@ -58,7 +72,7 @@ struct Model {
     serve_stale: u64,
     /// `get_fail_safe` serves up to this age: the TTL plus stale-if-error.
     fail_safe: u64,
-    entries: Vec<(u8, u32, u64)>,
+    entries: Vec<ModelEntry>,
     stats: CacheStats,
 }
 
@@ -84,9 +98,9 @@ impl Model {
         if let Some(i) = self.position(k) {
             self.entries.remove(i);
         }
-        self.entries.push((k, v, fetched_at));
+        self.entries.push((k, v, fetched_at, false));
         while self.entries.len() > CAPACITY {
-            let (_, _, fetched) = self.entries.remove(0);
+            let (_, _, fetched, _) = self.entries.remove(0);
             if self.age(fetched) > self.retain() {
                 self.stats.expirations += 1;
             } else {
@@ -100,10 +114,10 @@ impl Model {
             self.stats.misses += u64::from(counted);
             return None;
         };
-        let (_, v, fetched) = self.entries[i];
+        let (_, v, fetched, marked) = self.entries[i];
         let age = self.age(fetched);
         if age <= limit {
-            let freshness = if age <= TTL { Freshness::Fresh } else { Freshness::Stale };
+            let freshness = if age <= TTL && !marked { Freshness::Fresh } else { Freshness::Stale };
             if counted {
                 if freshness == Freshness::Fresh {
                     self.stats.hits += 1;
@@ -125,7 +139,35 @@ impl Model {
         None
     }
 
-    fn remove_where(&mut self, mut go: impl FnMut(&(u8, u32, u64)) -> bool) -> usize {
+    /// Whether the held entry for `k` stays over one fetched at `fetched_at`
+    /// offered to `insert_if_newer`.
+    fn holds_newer(&self, k: u8, fetched_at: u64) -> bool {
+        self.position(k).is_some_and(|i| {
+            let (_, _, held, marked) = self.entries[i];
+            held > fetched_at || (held == fetched_at && !marked)
+        })
+    }
+
+    fn insert_if_newer(&mut self, k: u8, v: u32, fetched_at: u64) -> bool {
+        if self.holds_newer(k, fetched_at) {
+            return false;
+        }
+        self.insert(k, v, fetched_at);
+        true
+    }
+
+    fn mark_stale_before(&mut self, before: u64) -> usize {
+        let mut marked = 0;
+        for e in &mut self.entries {
+            if e.2 < before && !e.3 {
+                e.3 = true;
+                marked += 1;
+            }
+        }
+        marked
+    }
+
+    fn remove_where(&mut self, mut go: impl FnMut(&ModelEntry) -> bool) -> usize {
         let before = self.entries.len();
         self.entries.retain(|e| !go(e));
         before - self.entries.len()
@@ -170,11 +212,18 @@ proptest! {
                 }
                 Op::InsertIfNewer(k, v, ago) => {
                     let fetched_at = model.now.saturating_add_signed(-ago);
-                    let newer_held = model.position(k).is_some_and(|i| model.entries[i].2 >= fetched_at);
-                    prop_assert_eq!(cache.insert_if_newer(k, v, secs(fetched_at)), !newer_held, "insert_if_newer({})", k);
-                    if !newer_held {
-                        model.insert(k, v, fetched_at);
-                    }
+                    let stored = model.insert_if_newer(k, v, fetched_at);
+                    prop_assert_eq!(cache.insert_if_newer(k, v, secs(fetched_at)), stored, "insert_if_newer({})", k);
+                }
+                Op::Confirm(k, v) => {
+                    let fetched_at = model.position(k).map_or(model.now, |i| model.entries[i].2);
+                    let stored = model.insert_if_newer(k, v, fetched_at);
+                    prop_assert_eq!(cache.insert_if_newer(k, v, secs(fetched_at)), stored, "confirm({})", k);
+                }
+                Op::MarkStaleBefore(ago) => {
+                    let before = model.now.saturating_add_signed(-ago);
+                    let expected = model.mark_stale_before(before);
+                    prop_assert_eq!(cache.mark_stale_before(secs(before)), expected, "mark_stale_before({})", before);
                 }
                 Op::Get(k) => prop_assert_eq!(read(cache.get(&k)), model.read(k, serve_stale, true), "get({})", k),
                 Op::GetFailSafe(k) => {
@@ -209,10 +258,17 @@ proptest! {
             }
             prop_assert_eq!(cache.len(), model.entries.len());
             let mut order = Vec::new();
-            cache.for_each(|k, _| order.push(*k));
-            let live: Vec<u8> =
-                model.entries.iter().filter(|e| model.age(e.2) <= retain).map(|e| e.0).collect();
-            prop_assert_eq!(order, live, "recency order of the entries still alive");
+            cache.for_each(|k, e| order.push((*k, e.freshness(), e.age().as_secs())));
+            let live: Vec<(u8, Freshness, u64)> = model
+                .entries
+                .iter()
+                .filter(|e| model.age(e.2) <= retain)
+                .map(|e| {
+                    let age = model.age(e.2);
+                    (e.0, if age <= TTL && !e.3 { Freshness::Fresh } else { Freshness::Stale }, age)
+                })
+                .collect();
+            prop_assert_eq!(order, live, "recency order, freshness and age of the entries still alive");
         }
         let mut expected = model.stats;
         expected.len = model.entries.len();
