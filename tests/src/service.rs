@@ -66,6 +66,7 @@ pub struct Builder {
     admin_token: Option<String>,
     redis_url: Option<String>,
     redis_timeout_ms: u64,
+    redis_args: Vec<String>,
     clock: Option<ManualClock>,
     server: Option<ServerOptions>,
     admin_listener: bool,
@@ -91,6 +92,14 @@ impl Builder {
     #[must_use]
     pub fn redis(mut self, url: &str) -> Self {
         self.redis_url = Some(url.to_owned());
+        self
+    }
+
+    /// Adds settings for the Redis tier and the fleet, as the binary's
+    /// flags (`--fleet-coordination false`, `--redis-namespace x`, ...).
+    #[must_use]
+    pub fn redis_args(mut self, args: &[&str]) -> Self {
+        self.redis_args.extend(args.iter().map(|&arg| arg.to_owned()));
         self
     }
 
@@ -138,8 +147,10 @@ impl Builder {
             // The production wiring, so that the tier's metrics and logs
             // are what an operator would see.
             let timeout = self.redis_timeout_ms.to_string();
-            let config = Config::from_args(["positions-api", "--redis-url", &url, "--redis-timeout-ms", &timeout])
-                .expect("valid Redis settings");
+            let refresh_timeout = self.options.refresh.timeout.as_millis().to_string();
+            let args = ["positions-api", "--redis-url", &url, "--redis-timeout-ms", &timeout];
+            let args = args.into_iter().map(str::to_owned).chain(["--refresh-timeout-ms".into(), refresh_timeout]);
+            let config = Config::from_args(args.chain(self.redis_args.iter().cloned())).expect("valid Redis settings");
             positions_api::startup::redis_with_clock(&config, &metrics, Arc::new(clock.clone()))
                 .expect("a usable Redis URL")
                 .expect("Redis configured")
@@ -177,6 +188,7 @@ impl TestService {
             admin_token: None,
             redis_url: None,
             redis_timeout_ms: 100,
+            redis_args: Vec::new(),
             clock: None,
             server: None,
             admin_listener: false,

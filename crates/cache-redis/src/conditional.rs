@@ -53,10 +53,17 @@
 //! round trip before each load; a clock off by seconds is an incident to
 //! alert on (NTP offset), not one to design around.
 //!
-//! **Pattern deletions leave no tombstones yet.** A
-//! [`delete_matching`](RedisTier::delete_matching) cannot know the ids of
-//! entries that are not stored, so a load in flight for a matching wallet
-//! can still store its result after it; only deletion by id is final.
+//! **A pattern deletion is final too, for the wallets it can name.**
+//! [`delete_matching_with_tombstones`](RedisTier::delete_matching_with_tombstones)
+//! cannot know the ids of entries that are not stored, but every load that
+//! coordinates holds the id's load lock (see [`load_lock`](crate::load_lock))
+//! while it runs. So it scans for the pattern's entries *and* its load
+//! locks, and runs [`delete_with_tombstone`](RedisTier::delete_with_tombstone)
+//! for each id found: a stored entry goes, and a load in flight under a
+//! lock stores nothing when it finishes. A load that runs without the lock
+//! (Redis refused it, or it gave up waiting for another holder) is not
+//! named, and can store its result after the deletion; the service's memory
+//! tier keeps a tombstone of the pattern itself for its own loads.
 //!
 //! Like every operation of the tier, each write is one round trip under the
 //! op timeout and through the breaker. One that is sent again after its
@@ -245,6 +252,50 @@ impl RedisTier {
         command.arg(&nanos(deleted_at)[..]).arg(expiry_millis(tombstone_ttl));
         let removed: u64 = shared.round_trip(Op::Delete, Request::Command(&command)).await?;
         Ok(removed > 0)
+    }
+}
+
+impl RedisTier {
+    /// Drops every entry whose id the glob `id_pattern` matches and leaves
+    /// a tombstone (as [`delete_with_tombstone`](Self::delete_with_tombstone),
+    /// for `deleted_at` and `tombstone_ttl`) for each of them and for each
+    /// id whose load lock is held now; returns how many entries it dropped.
+    /// See the [module](self) for what it stops.
+    ///
+    /// Two walks of the keyspace as [`delete_matching`](Self::delete_matching)
+    /// makes one (entries, then load locks), each page's scripts pipelined
+    /// with the scan of the next page. The scripts touch one id's keys
+    /// each, so they stay valid on a Redis Cluster.
+    ///
+    /// # Errors
+    ///
+    /// As [`delete_matching`](Self::delete_matching): a malformed pattern
+    /// before anything is deleted, or a Redis error that stops the deletion
+    /// midway (running it again finishes the job).
+    pub async fn delete_matching_with_tombstones(
+        &self,
+        id_pattern: &str,
+        deleted_at: SystemTime,
+        tombstone_ttl: Duration,
+    ) -> Result<u64, Error> {
+        let keys = &self.shared.keys;
+        let patterns = [keys.pattern(id_pattern)?, keys.load_lock_pattern(id_pattern)?];
+        let (at, ttl) = (nanos(deleted_at), expiry_millis(tombstone_ttl));
+        let mut removed = 0;
+        for pattern in &patterns {
+            removed += self
+                .scan_and_apply(pattern, |pipeline, page| {
+                    let mut added = 0;
+                    for id in page.iter().filter_map(|key| keys.id_of(key)) {
+                        pipeline.add_command(eval(&DELETE_WITH_TOMBSTONE, &[keys.key(id), keys.tombstone(id)]));
+                        pipeline.arg(&at[..]).arg(ttl);
+                        added += 1;
+                    }
+                    added
+                })
+                .await?;
+        }
+        Ok(removed)
     }
 }
 

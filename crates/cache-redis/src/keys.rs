@@ -46,14 +46,17 @@ pub(crate) struct Keys {
     load_lock: String,
     /// The entry prefix with every glob character escaped.
     match_prefix: String,
+    /// The load-lock prefix with every glob character escaped.
+    lock_match_prefix: String,
 }
 
 impl Keys {
     pub(crate) fn new(namespace: &str) -> Self {
         let prefix = |kind: &str| format!("{namespace}:{kind}:{VERSION}:{{");
         let entry = prefix("positions");
-        let match_prefix = glob::escape(&entry);
-        Self { tombstone: prefix("tombstone"), load_lock: prefix("loadlock"), entry, match_prefix }
+        let load_lock = prefix("loadlock");
+        let (match_prefix, lock_match_prefix) = (glob::escape(&entry), glob::escape(&load_lock));
+        Self { tombstone: prefix("tombstone"), load_lock, entry, match_prefix, lock_match_prefix }
     }
 
     /// The key of the entry for `id`.
@@ -79,6 +82,22 @@ impl Keys {
     pub(crate) fn pattern(&self, id_pattern: &str) -> Result<String, PatternError> {
         Pattern::new(id_pattern)?;
         Ok(format!("{}{id_pattern}}}", self.match_prefix))
+    }
+
+    /// As [`pattern`](Self::pattern), for the load-lock keys.
+    pub(crate) fn load_lock_pattern(&self, id_pattern: &str) -> Result<String, PatternError> {
+        Pattern::new(id_pattern)?;
+        Ok(format!("{}{id_pattern}}}", self.lock_match_prefix))
+    }
+
+    /// The id in an entry or load-lock key of this namespace (what lies
+    /// between the prefix and the final `}`), or `None` for any other key.
+    pub(crate) fn id_of<'k>(&self, key: &'k [u8]) -> Option<&'k str> {
+        let inner = [&self.entry, &self.load_lock]
+            .into_iter()
+            .find_map(|prefix| key.strip_prefix(prefix.as_bytes()))?
+            .strip_suffix(b"}")?;
+        std::str::from_utf8(inner).ok()
     }
 }
 
@@ -158,6 +177,20 @@ mod tests {
                 assert_eq!(in_key.matches(&keys.key(id)), alone.matches(id), "{id_pattern} on {id}");
             }
         }
+    }
+
+    #[test]
+    fn ids_are_read_back_from_entry_and_lock_keys_only() {
+        let keys = Keys::new("a:b");
+        for id in ["0xabc", "a}b", ""] {
+            assert_eq!(keys.id_of(keys.key(id).as_bytes()), Some(id));
+            assert_eq!(keys.id_of(keys.load_lock(id).as_bytes()), Some(id));
+            assert_eq!(keys.id_of(keys.tombstone(id).as_bytes()), None);
+            assert_eq!(Keys::new("a").id_of(keys.key(id).as_bytes()), None, "another namespace");
+        }
+        assert_eq!(keys.id_of(b"a:b:positions:v2:{0xabc"), None, "no closing brace");
+        let lock = Pattern::new(&keys.load_lock_pattern("0xab*").unwrap()).unwrap();
+        assert!(lock.matches(&keys.load_lock("0xab12")) && !lock.matches(&keys.key("0xab12")));
     }
 
     #[test]

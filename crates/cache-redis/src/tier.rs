@@ -401,17 +401,32 @@ impl RedisTier {
     /// error as for [`get`](Self::get).
     pub async fn delete_matching(&self, id_pattern: &str) -> Result<u64, Error> {
         let pattern = self.shared.keys.pattern(id_pattern)?;
+        self.scan_and_apply(&pattern, |pipeline, page| {
+            pipeline.cmd("UNLINK").arg(page);
+            1
+        })
+        .await
+    }
+
+    /// Walks the keys that `pattern` (a complete `MATCH` pattern) selects
+    /// with `SCAN`, and for each page found adds `apply`'s commands to the
+    /// round trip that scans the next page; `apply` says how many it added,
+    /// each of which must answer an integer: the sum of those integers is
+    /// returned. The last page goes alone, with no `SCAN`.
+    pub(crate) async fn scan_and_apply(
+        &self,
+        pattern: &str,
+        mut apply: impl FnMut(&mut redis::Pipeline, &[Vec<u8>]) -> usize,
+    ) -> Result<u64, Error> {
         let started = Instant::now();
         let mut removed = 0_u64;
         let mut cursor = Some(0_u64);
         let mut page: Vec<Vec<u8>> = Vec::new();
         while cursor.is_some() || !page.is_empty() {
             let mut pipeline = redis::pipe();
-            if !page.is_empty() {
-                pipeline.cmd("UNLINK").arg(&page);
-            }
+            let applied = if page.is_empty() { 0 } else { apply(&mut pipeline, &page) };
             if let Some(at) = cursor {
-                pipeline.cmd("SCAN").arg(at).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_COUNT);
+                pipeline.cmd("SCAN").arg(at).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT);
             }
             let op = if cursor.is_some() { Op::Scan } else { Op::Delete };
             let replies: Vec<redis::Value> = match self.shared.round_trip(op, Request::Pipeline(&pipeline)).await {
@@ -424,7 +439,7 @@ impl RedisTier {
                 }
             };
             let mut replies = replies.into_iter();
-            if !page.is_empty() {
+            for _ in 0..applied {
                 removed += self.shared.parse::<u64>(op, replies.next())?;
             }
             if cursor.is_some() {

@@ -139,6 +139,21 @@ pub struct Config {
           value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub force_refresh_min_interval_ms: u64,
 
+    /// With Redis: whether the replicas sharing it act as one cache. `true` takes a per-wallet lease in Redis so
+    /// that one replica loads a wallet while the others wait for its result, and tells every replica over a
+    /// pub/sub channel what was deleted or stored, so their memory tiers follow within milliseconds. `false`: each
+    /// replica loads for itself and its memory tier learns of changes elsewhere only when its entries expire
+    /// (tier-2 writes stay conditional and deletions still leave tombstones either way).
+    #[arg(long = "fleet-coordination", env = "FLEET_COORDINATION", default_value = "true", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub fleet_coordination: bool,
+
+    /// Milliseconds a replica's per-wallet load lease lives if the replica dies holding it; must exceed the load
+    /// timeout (--refresh-timeout-ms). Default: the load timeout plus one second.
+    #[arg(long = "fleet-lease-ms", env = "FLEET_LEASE_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub fleet_lease_ms: Option<u64>,
+
     /// Bearer token that enables DELETE; without it DELETE is disabled.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN",
           value_parser = parse_token)]
@@ -304,12 +319,28 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        Self::try_parse_from(args).map_err(|e| match e.kind() {
+        let config = Self::try_parse_from(args).map_err(|e| match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                 ConfigError::Info(e.render().to_string())
             }
             _ => ConfigError::Invalid(one_line(&e)),
-        })
+        })?;
+        if let Some(lease) = config.fleet_lease_ms
+            && lease <= config.refresh_timeout_ms
+        {
+            return Err(ConfigError::Invalid(format!(
+                "invalid \"{lease}\" for FLEET_LEASE_MS (--fleet-lease-ms): must exceed REFRESH_TIMEOUT_MS ({}), \
+                 or a living holder's lease could expire mid-load",
+                config.refresh_timeout_ms
+            )));
+        }
+        Ok(config)
+    }
+
+    /// How long a per-wallet load lease lives: `FLEET_LEASE_MS`, or the
+    /// load timeout plus one second.
+    pub fn fleet_lease(&self) -> Duration {
+        self.fleet_lease_ms.map_or(self.refresh_timeout() + Duration::from_secs(1), Duration::from_millis)
     }
 
     /// The fresh window.
@@ -437,6 +468,9 @@ mod tests {
         assert_eq!((c.refresh_concurrency, c.refresh_timeout_ms, c.refresh_queue_timeout_ms), (32, 5000, 1000));
         assert_eq!(c.admin_token, None);
         assert_eq!(c.redis_health_interval(), Duration::from_secs(1));
+        assert!(c.fleet_coordination, "FLEET_COORDINATION default");
+        assert_eq!(c.fleet_lease(), Duration::from_secs(6), "the load timeout plus a second");
+        assert_eq!(parse(&["--fleet-lease-ms", "5001"]).unwrap().fleet_lease(), Duration::from_millis(5001));
         assert_eq!(c.redis_max_value_bytes, 1 << 20);
         assert_eq!((c.max_connections, c.admin_bind), (10_000, None));
         assert!(!c.access_log, "the access log is off by default");
@@ -501,7 +535,9 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 12] = [
+        let cases: [(&[&str], &str); 14] = [
+            (&["--fleet-lease-ms", "5000"], "FLEET_LEASE_MS"),
+            (&["--fleet-coordination", "sometimes"], "FLEET_COORDINATION"),
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),
             (&["--ttl-sec", "0"], "POSITION_CACHE_TTL_SEC"),
             (&["--max=-5"], "POSITION_CACHE_MAX"),

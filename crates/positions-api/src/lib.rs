@@ -64,6 +64,7 @@ mod server;
 mod service;
 pub mod source;
 pub mod startup;
+mod tombstones;
 mod wallet;
 
 pub use body::Body;
@@ -72,5 +73,5 @@ pub use model::{Confidence, Position, Positions, Snapshot, parse_timestamp, rfc3
 pub use routes::{App, RouteSet};
 pub use rust_decimal::Decimal;
 pub use server::{Listeners, ServerOptions, connection_cap, serve};
-pub use service::{Answer, Health, Origin, Service, ServiceOptions};
+pub use service::{Answer, Fleet, Health, Origin, Service, ServiceOptions, Tier2};
 pub use wallet::{InvalidWallet, Wallet};

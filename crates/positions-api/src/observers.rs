@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refresh::{FlightKind, Outcome, Refresh};
-use telemetry::{BreakerState, Metrics, RedisErrorReply, RedisOp};
+use telemetry::{BreakerState, FleetMessage, Metrics, RedisErrorReply, RedisOp, StoreRefusal};
 
 /// Counts the loader's events.
 #[derive(Debug)]
@@ -112,5 +112,37 @@ impl cache_redis::Observer for RedisMetrics {
             tracing::warn!("redis is unreachable; serving from memory and the source until it is back");
         }
         self.metrics.tier2.set_up(up);
+    }
+
+    fn refused_older(&self) {
+        self.metrics.fleet.record_refused(StoreRefusal::Older);
+    }
+
+    fn stopped_by_tombstone(&self) {
+        self.metrics.fleet.record_refused(StoreRefusal::Deleted);
+    }
+
+    fn bus_sent(&self, kind: cache_redis::bus::Kind) {
+        self.metrics.fleet.record_sent(fleet_message(kind));
+    }
+
+    fn bus_received(&self, kind: cache_redis::bus::Kind) {
+        self.metrics.fleet.record_received(fleet_message(kind));
+    }
+
+    fn bus_undecodable(&self) {
+        self.metrics.fleet.record_undecodable();
+    }
+
+    fn bus_subscribed_changed(&self, subscribed: bool) {
+        self.metrics.fleet.set_subscribed(subscribed);
+    }
+}
+
+fn fleet_message(kind: cache_redis::bus::Kind) -> FleetMessage {
+    match kind {
+        cache_redis::bus::Kind::Deleted => FleetMessage::Deleted,
+        cache_redis::bus::Kind::PatternDeleted => FleetMessage::PatternDeleted,
+        cache_redis::bus::Kind::Stored => FleetMessage::Stored,
     }
 }

@@ -24,19 +24,26 @@
 //! [`Snapshot`], and stores it, so a load finishes filling the cache even if
 //! every request that waited for it has gone.
 
+mod fleet;
+
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use cache_core::glob::Pattern;
 use cache_core::{Cache, Clock, Entry, Freshness, Policy};
-use cache_redis::RedisTier;
+use cache_redis::bus::Kind;
+use cache_redis::{FETCHED_AT_SKEW, RedisTier, WriteOutcome};
 use refresh::{LoadError, Loader};
 use telemetry::{Lookup, Metrics};
 use time::OffsetDateTime;
 
+pub use self::fleet::{Fleet, Tier2};
 use crate::error::ApiError;
 use crate::model::{Positions, Snapshot};
 use crate::request_context::{Traced, in_scope};
 use crate::source::{Source, SourceError};
+use crate::tombstones::Tombstones;
 use crate::wallet::Wallet;
 
 /// How the service is set up; built from [`Config`](crate::config::Config)
@@ -98,13 +105,45 @@ struct Fetched {
     fetched_at: SystemTime,
 }
 
+/// What the loader loads: a wallet, and for a forced refresh the time its
+/// request arrived, before which a result another replica stored is too
+/// old to answer it. Flights are keyed by the wallet alone: a forced
+/// refresh joins a load already running for its wallet, whatever started
+/// it.
+#[derive(Clone)]
+struct Job {
+    wallet: Wallet,
+    not_before: Option<SystemTime>,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        self.wallet == other.wallet
+    }
+}
+
+impl Eq for Job {}
+
+impl Hash for Job {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.wallet.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Job {
+    /// The wallet alone: log lines name the wallet as before.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.wallet.fmt(f)
+    }
+}
+
 /// The service: cache, loader, source and metrics, joined.
 #[derive(Debug, Clone)]
 pub struct Service {
     shared: Arc<Shared>,
     /// Keyed by wallet; each flight carries the context of the request
     /// that started it, for the source call (see `request_context`).
-    loader: Loader<Traced<Wallet>, Fetched, SourceError>,
+    loader: Loader<Traced<Job>, Fetched, SourceError>,
 }
 
 #[derive(Debug)]
@@ -113,6 +152,17 @@ struct Shared {
     force_refresh_min_interval: Duration,
     cache: Cache<Wallet, Arc<Snapshot>>,
     redis: Option<RedisTier>,
+    /// The fleet's channel and leases, if replicas coordinate.
+    fleet: Option<Fleet>,
+    /// Deletions that loads started before them must not undo.
+    tombstones: Tombstones,
+    /// How long a tombstone lives, here and in Redis: at least the longest
+    /// a load can run, plus the clock skew allowed between replicas.
+    tombstone_ttl: Duration,
+    /// One source call's limit (`REFRESH_TIMEOUT_MS`). With coordination
+    /// the loader's own limit is longer, to cover a wait for another
+    /// replica's lease on top of a call.
+    source_timeout: Duration,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     source_name: &'static str,
@@ -137,13 +187,17 @@ impl Clock for SharedClock {
 
 impl Service {
     /// A service over `source`, reading time from `clock` (the system clock
-    /// in production, a manual one in tests), with Redis as tier 2 if given.
+    /// in production, a manual one in tests), with Redis as tier 2 if given
+    /// (and, through it, the fleet: see [`Tier2`]).
+    ///
+    /// Must be called within a Tokio runtime when `redis` coordinates a
+    /// fleet: it spawns the task that hears the other replicas.
     pub fn new(
         options: &ServiceOptions,
         source: Arc<dyn Source>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
-        redis: Option<RedisTier>,
+        redis: Option<Tier2>,
     ) -> Self {
         let cache = Cache::builder(options.max_wallets)
             .policy(options.policy)
@@ -152,19 +206,37 @@ impl Service {
             .build();
         let source_label = if source.name() == "http" { telemetry::Source::Http } else { telemetry::Source::Ledger };
         metrics.source.declare(source_label);
+        let (redis, fleet, events) = match redis {
+            Some(tier2) => {
+                let (fleet, events) = tier2.fleet.map_or((None, None), |(fleet, events)| (Some(fleet), Some(events)));
+                (Some(tier2.tier), fleet, events)
+            }
+            None => (None, None, None),
+        };
+        let mut refresh = options.refresh;
+        if let (Some(fleet), Some(redis)) = (&fleet, &redis) {
+            refresh.timeout = fleet.load_limit(options.refresh.timeout, redis.op_timeout());
+        }
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,
             force_refresh_min_interval: options.force_refresh_min_interval,
             cache,
             redis,
+            fleet,
+            tombstones: Tombstones::new(refresh.timeout + FETCHED_AT_SKEW),
+            tombstone_ttl: refresh.timeout + FETCHED_AT_SKEW,
+            source_timeout: options.refresh.timeout,
             clock,
             metrics: Arc::clone(&metrics),
             source_name: source.name(),
             stale_if_error_log: refresh::LogThrottle::default(),
         });
+        if let Some(events) = events {
+            tokio::spawn(fleet::hear(Arc::downgrade(&shared), events));
+        }
         let observer = Arc::new(crate::observers::LoaderMetrics { metrics, source: source_label });
         let for_loads = Arc::clone(&shared);
-        let loader = Loader::with_observer(options.refresh, observer, move |traced: Traced<Wallet>| {
+        let loader = Loader::with_observer(refresh, observer, move |traced: Traced<Job>| {
             let shared = Arc::clone(&for_loads);
             let source = Arc::clone(&source);
             in_scope(traced.context, async move { shared.load(&*source, traced.key).await })
@@ -187,11 +259,16 @@ impl Service {
                     return Ok(answer);
                 }
             } else {
-                if let Some(entry) = shared.cache.get(wallet) {
-                    return Ok(self.serve_memory(wallet, entry));
-                }
-                if let Some(answer) = self.read_redis(wallet).await {
-                    return Ok(answer);
+                match shared.cache.get(wallet) {
+                    Some(entry) if shared.trusts_memory() => return Ok(self.serve_memory(wallet, entry)),
+                    // The fleet's channel is down: what memory holds may
+                    // have been deleted or replaced elsewhere meanwhile, so
+                    // Redis has the last word, if it can answer.
+                    held => {
+                        if let Some(answer) = self.read_redis(wallet, held).await {
+                            return Ok(answer);
+                        }
+                    }
                 }
             }
         }
@@ -199,7 +276,8 @@ impl Service {
         // wallet, a forced refresh, caching turned off, and an answer that
         // ends as a fail-safe or an error after the load it waited for.
         shared.metrics.cache.record_lookup(Lookup::Miss);
-        match self.loader.load(Traced::current(wallet.clone())).await {
+        let not_before = force_refresh.then(|| shared.clock.now());
+        match self.loader.load(Traced::current(Job { wallet: wallet.clone(), not_before })).await {
             Ok(fetched) => {
                 let origin = match (shared.enabled, force_refresh) {
                     (false, _) => Origin::Uncached,
@@ -241,7 +319,7 @@ impl Service {
     /// stale.
     fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
         if entry.is_stale() {
-            self.loader.refresh(Traced::current(wallet.clone()));
+            self.refresh(wallet);
             self.shared.metrics.cache.record_lookup(Lookup::Stale);
         } else {
             self.shared.metrics.cache.record_lookup(Lookup::Hit);
@@ -249,21 +327,30 @@ impl Service {
         Answer::cached(entry, Origin::Memory)
     }
 
-    /// Reads tier 2 after a tier-1 miss. A value there fills tier 1 with
-    /// its original `fetched_at` and, if it is within the stale-while-
+    /// Starts a background refresh of `wallet` unless one is running.
+    fn refresh(&self, wallet: &Wallet) {
+        self.loader.refresh(Traced::current(Job { wallet: wallet.clone(), not_before: None }));
+    }
+
+    /// Reads tier 2 after a tier-1 miss, or to check `held`, the tier-1
+    /// entry, while the fleet's channel is down. A value there fills tier 1
+    /// with its original `fetched_at` and, if it is within the stale-while-
     /// revalidate window, answers; an older one stays in tier 1 as a
-    /// fail-safe and the caller loads. Any Redis failure is a miss.
+    /// fail-safe and the caller loads. Any Redis failure is a miss, or
+    /// answers `held` if there is one (Redis cannot say otherwise).
     ///
     /// A load may finish while Redis is read: tier 1 then holds a newer
     /// value than Redis gave, which stays, and answers.
-    async fn read_redis(&self, wallet: &Wallet) -> Option<Answer> {
+    async fn read_redis(&self, wallet: &Wallet, held: Option<Entry<Arc<Snapshot>>>) -> Option<Answer> {
         let shared = &self.shared;
-        let redis = shared.redis.as_ref()?;
+        let Some(redis) = shared.redis.as_ref() else {
+            return held.map(|entry| self.serve_memory(wallet, entry));
+        };
         let stored = match redis.get::<Positions>(wallet.as_str()).await {
             Ok(stored) => stored?,
             Err(e) => {
                 tracing::debug!(%wallet, error = %e, "redis read failed; treating it as a miss");
-                return None;
+                return held.map(|entry| self.serve_memory(wallet, entry));
             }
         };
         let snapshot = Arc::new(Snapshot::render(&stored.value, OffsetDateTime::from(stored.fetched_at)));
@@ -279,43 +366,66 @@ impl Service {
             Freshness::Expired => return None,
         };
         if stale {
-            self.loader.refresh(Traced::current(wallet.clone()));
+            self.refresh(wallet);
         }
         shared.metrics.cache.record_lookup(if stale { Lookup::Stale } else { Lookup::Hit });
         Some(Answer { snapshot, age, cached: true, stale, origin: Origin::Redis })
     }
 
-    /// Drops `wallet` from every tier; returns whether any held it.
+    /// Drops `wallet` from every tier, and from every replica's memory if
+    /// replicas coordinate; returns whether any tier here held it. A load
+    /// of it that started before now stores nothing, on any replica
+    /// (tombstones).
     ///
     /// # Errors
     ///
-    /// [`ApiError::RedisUnavailable`] if Redis could not be reached: the
-    /// wallet is gone from memory but may still be in Redis.
+    /// [`ApiError::RedisUnavailable`] if Redis could not be reached (the
+    /// wallet is gone from memory but may still be in Redis), or if the
+    /// other replicas could not be told (it is gone from Redis, and from
+    /// their memory when their entries expire); deleting again is safe.
     pub async fn invalidate(&self, wallet: &Wallet) -> Result<bool, ApiError> {
-        let in_memory = self.shared.cache.invalidate(wallet);
-        let in_redis = match &self.shared.redis {
-            Some(redis) => redis.delete(wallet.as_str()).await.map_err(redis_unavailable)?,
+        let shared = &self.shared;
+        let at = shared.clock.now();
+        let in_memory = shared.tombstones.delete(wallet, at, || shared.cache.invalidate(wallet));
+        let in_redis = match &shared.redis {
+            Some(redis) => redis
+                .delete_with_tombstone(wallet.as_str(), at, shared.tombstone_ttl)
+                .await
+                .map_err(redis_unavailable)?,
             None => false,
         };
+        shared.tell_fleet(Kind::Deleted, wallet.as_str(), at).await.map_err(redis_unavailable)?;
         Ok(in_memory || in_redis)
     }
 
     /// Drops every wallet matching the glob `pattern` (every wallet for
-    /// `*`) from every tier; returns how many entries went (a wallet held in
-    /// both tiers counts twice).
+    /// `*`) from every tier, and from every replica's memory if replicas
+    /// coordinate; returns how many entries went here (a wallet held in
+    /// both tiers counts twice). Loads of matching wallets that started
+    /// before now store nothing (tombstones; in Redis, for the wallets it
+    /// holds or is loading).
     ///
     /// # Errors
     ///
     /// [`ApiError::BadRequest`] for a malformed pattern (nothing is
-    /// dropped); [`ApiError::RedisUnavailable`] if Redis could not be
-    /// reached.
+    /// dropped); [`ApiError::RedisUnavailable`] as for
+    /// [`invalidate`](Self::invalidate).
     pub async fn invalidate_matching(&self, pattern: &str) -> Result<u64, ApiError> {
-        let in_memory =
-            self.shared.cache.invalidate_matching(pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let in_redis = match &self.shared.redis {
-            Some(redis) => redis.delete_matching(pattern).await.map_err(redis_unavailable)?,
+        let shared = &self.shared;
+        let parsed = Pattern::new(pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let at = shared.clock.now();
+        let in_memory = shared
+            .tombstones
+            .delete_matching(parsed, at, || shared.cache.invalidate_matching(pattern))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let in_redis = match &shared.redis {
+            Some(redis) => redis
+                .delete_matching_with_tombstones(pattern, at, shared.tombstone_ttl)
+                .await
+                .map_err(redis_unavailable)?,
             None => 0,
         };
+        shared.tell_fleet(Kind::PatternDeleted, pattern, at).await.map_err(redis_unavailable)?;
         Ok(in_memory as u64 + in_redis)
     }
 
@@ -365,27 +475,89 @@ impl Service {
 }
 
 impl Shared {
-    /// The load function: fetch, render, store in both tiers.
-    async fn load(&self, source: &dyn Source, wallet: Wallet) -> Result<Fetched, SourceError> {
-        let positions = source.fetch(&wallet).await?;
+    /// Whether a tier-1 entry can answer on its own: always, unless
+    /// replicas coordinate and this one's channel is down (or not up yet),
+    /// when a message that would have removed the entry may be lost.
+    fn trusts_memory(&self) -> bool {
+        self.fleet.as_ref().is_none_or(Fleet::is_listening)
+    }
+
+    /// The load function: with coordination, tier 2 first and then the
+    /// wallet's lease (see [`fleet`]); otherwise fetch, render, store in
+    /// both tiers.
+    async fn load(&self, source: &dyn Source, job: Job) -> Result<Fetched, SourceError> {
+        let started_at = self.clock.now();
+        if !self.enabled {
+            let positions = source.fetch(&job.wallet).await?;
+            let fetched_at = self.clock.now();
+            let snapshot = Arc::new(Snapshot::render(&positions, OffsetDateTime::from(fetched_at)));
+            return Ok(Fetched { snapshot, fetched_at });
+        }
+        match (&self.fleet, &self.redis) {
+            (Some(fleet), Some(redis)) => fleet.load(self, redis, source, &job, started_at).await,
+            _ => self.fetch_and_store(source, &job.wallet, started_at).await,
+        }
+    }
+
+    /// Fetches `wallet` from the source and stores it in both tiers, by the
+    /// fleet's rules: not at all if it was deleted since `started_at`
+    /// (tombstones), and only over older entries. The tier-2 write is
+    /// awaited (it is bounded by the Redis op timeout, and fails at once
+    /// while the breaker is open), so that any replica that reads Redis
+    /// after this answer finds it; then the others are told.
+    async fn fetch_and_store(
+        &self,
+        source: &dyn Source,
+        wallet: &Wallet,
+        started_at: SystemTime,
+    ) -> Result<Fetched, SourceError> {
+        let positions = match tokio::time::timeout(self.source_timeout, source.fetch(wallet)).await {
+            Ok(fetched) => fetched?,
+            Err(_) => return Err(SourceError::Timeout(self.source_timeout)),
+        };
         let fetched_at = self.clock.now();
         let snapshot = Arc::new(Snapshot::render(&positions, OffsetDateTime::from(fetched_at)));
-        if self.enabled {
-            if let Some(redis) = &self.redis {
-                // Written in the background: the waiters have their answer
-                // now, and a slow or frozen Redis must not add its timeout
-                // to a load. Kept as long as any window can use it.
-                let (redis, id) = (redis.clone(), wallet.clone());
-                let expire_after = self.cache.policy().retention();
-                tokio::spawn(async move {
-                    if let Err(e) = redis.set(id.as_str(), &positions, fetched_at, expire_after).await {
-                        tracing::debug!(wallet = %id, error = %e, "redis write failed; the value is in memory only");
-                    }
-                });
-            }
-            self.cache.insert_at(wallet, Arc::clone(&snapshot), fetched_at);
+        let fetched = Fetched { snapshot, fetched_at };
+        let kept = self.tombstones.store_unless_deleted(wallet, started_at, || {
+            self.cache.insert_if_newer(wallet.clone(), Arc::clone(&fetched.snapshot), fetched_at);
+        });
+        if !kept {
+            self.metrics.fleet.record_memory_store_stopped();
+            tracing::debug!(%wallet, "deleted while it loaded; the result is answered, not stored");
+            return Ok(fetched);
         }
-        Ok(Fetched { snapshot, fetched_at })
+        let Some(redis) = &self.redis else { return Ok(fetched) };
+        // Kept as long as any window can use it.
+        let expire_after = self.cache.policy().retention();
+        match redis.set_if_newer(wallet.as_str(), &positions, fetched_at, started_at, expire_after).await {
+            Ok(WriteOutcome::Stored) => {
+                if let Err(e) = self.tell_fleet(Kind::Stored, wallet.as_str(), fetched_at).await {
+                    tracing::debug!(%wallet, error = %e, "could not tell the fleet of a store; their copies expire");
+                }
+            }
+            // Redis holds a newer entry, or the wallet was deleted on
+            // another replica since the load started: this copy must not
+            // answer from memory either.
+            Ok(WriteOutcome::Older | WriteOutcome::Deleted) => self.forget(wallet, fetched_at),
+            Err(e) => tracing::debug!(%wallet, error = %e, "redis write failed; the value is in memory only"),
+        }
+        Ok(fetched)
+    }
+
+    /// Drops `wallet` from memory if what is there was fetched at
+    /// `fetched_at`: this replica's own copy, superseded.
+    fn forget(&self, wallet: &Wallet, fetched_at: SystemTime) {
+        if self.cache.peek(wallet).is_some_and(|entry| entry.fetched_at() == fetched_at) {
+            self.cache.invalidate(wallet);
+        }
+    }
+
+    /// Publishes a message on the fleet's channel, if replicas coordinate.
+    async fn tell_fleet(&self, kind: Kind, subject: &str, at: SystemTime) -> Result<(), cache_redis::Error> {
+        match &self.fleet {
+            Some(fleet) => fleet.publish(kind, subject, at).await,
+            None => Ok(()),
+        }
     }
 }
 

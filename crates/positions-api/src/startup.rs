@@ -13,7 +13,7 @@ use crate::config::{Config, SourceSpec};
 use crate::observers::RedisMetrics;
 use crate::routes::App;
 use crate::server::{Listeners, ServerOptions, serve};
-use crate::service::{Service, ServiceOptions};
+use crate::service::{Service, ServiceOptions, Tier2};
 use crate::source::Source;
 use crate::source::http::HttpSource;
 use crate::source::ledger::Ledger;
@@ -90,8 +90,9 @@ pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
 }
 
 /// The Redis tier the configuration names, if any, reading the time from
-/// the system clock. It does not connect: start-up never waits for Redis,
-/// and a Redis that is down at start-up is picked up when it comes back.
+/// the system clock, with the fleet's channel unless `FLEET_COORDINATION`
+/// is off. It does not connect: start-up never waits for Redis, and a Redis
+/// that is down at start-up is picked up when it comes back.
 ///
 /// Without `REDIS_URL` the Redis gauges stay out of `/metrics` altogether:
 /// there is nothing to be up or down, and a 0 would page someone.
@@ -99,7 +100,11 @@ pub fn source(config: &Config) -> Result<Arc<dyn Source>, StartupError> {
 /// # Errors
 ///
 /// A [`StartupError`] naming `REDIS_URL` if the URL is unusable.
-pub fn redis(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<RedisTier>, StartupError> {
+///
+/// # Panics
+///
+/// Outside a Tokio runtime, with Redis configured and coordination on.
+pub fn redis(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<Tier2>, StartupError> {
     redis_with_clock(config, metrics, Arc::new(SystemClock))
 }
 
@@ -109,11 +114,15 @@ pub fn redis(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<RedisTier
 /// # Errors
 ///
 /// As [`redis`].
+///
+/// # Panics
+///
+/// As [`redis`].
 pub fn redis_with_clock(
     config: &Config,
     metrics: &Arc<Metrics>,
     clock: Arc<dyn Clock>,
-) -> Result<Option<RedisTier>, StartupError> {
+) -> Result<Option<Tier2>, StartupError> {
     let Some(url) = &config.redis_url else {
         return Ok(None);
     };
@@ -126,15 +135,24 @@ pub fn redis_with_clock(
         max_value_bytes: usize::try_from(config.redis_max_value_bytes).unwrap_or(usize::MAX),
         ..cache_redis::Config::new(url.clone())
     };
+    let invalid = |e: cache_redis::Error| StartupError { setting: "REDIS_URL", reason: e.to_string() };
     // The gauges appear now, down and closed until the first probe answers
     // (within milliseconds of start-up, if Redis is there).
     metrics.tier2.set_up(false);
     metrics.tier2.set_breaker(telemetry::BreakerState::Closed);
     let observer = Arc::new(RedisMetrics { metrics: Arc::clone(metrics) });
-    let tier = RedisTier::with_observer_and_clock(redis_config, observer, clock)
-        .map_err(|e| StartupError { setting: "REDIS_URL", reason: e.to_string() })?;
-    tracing::info!(url = tier.redacted_url(), namespace = tier.namespace(), "redis tier configured");
-    Ok(Some(tier))
+    let tier = RedisTier::with_observer_and_clock(redis_config.clone(), observer, clock).map_err(invalid)?;
+    tracing::info!(
+        url = tier.redacted_url(),
+        namespace = tier.namespace(),
+        fleet_coordination = config.fleet_coordination,
+        "redis tier configured"
+    );
+    if !config.fleet_coordination {
+        return Ok(Some(Tier2::alone(tier)));
+    }
+    metrics.fleet.set_subscribed(false);
+    Tier2::coordinated(tier, &redis_config, config.fleet_lease()).map(Some).map_err(invalid)
 }
 
 /// The application for `config`, with a fresh metrics registry.

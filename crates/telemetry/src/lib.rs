@@ -6,7 +6,7 @@
 //! shared [`Metrics`], built once with [`Metrics::new`] and passed around as
 //! an `Arc<Metrics>`. Its fields group the families by area
 //! ([`cache`](Metrics::cache), [`memory`](Metrics::memory),
-//! [`tier2`](Metrics::tier2), [`source`](Metrics::source),
+//! [`tier2`](Metrics::tier2), [`fleet`](Metrics::fleet), [`source`](Metrics::source),
 //! [`http`](Metrics::http), [`runtime`](Metrics::runtime)), and their methods take enums rather than free
 //! strings wherever the set of label values is closed, so a call site cannot
 //! invent a new series by accident. [`Metrics::encode`] renders everything
@@ -151,6 +151,7 @@ mod build_info;
 mod cache;
 mod classic;
 pub mod exposition;
+mod fleet;
 mod format;
 mod http;
 mod memory;
@@ -164,6 +165,7 @@ mod testing;
 mod tier2;
 
 pub use cache::{CacheCounts, CacheMetrics, LoadKind, Lookup};
+pub use fleet::{FleetMessage, FleetMetrics, LeaseEvent, StoreRefusal};
 pub use format::{CONTENT_TYPE, Format, TEXT_CONTENT_TYPE};
 pub use http::{CacheStatus, HttpMetrics, HttpSeries, Method};
 pub use memory::MemoryMetrics;

@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use crate::build_info::BuildInfo;
 use crate::cache::CacheMetrics;
 use crate::classic;
+use crate::fleet::FleetMetrics;
 use crate::format::Format;
 use crate::http::HttpMetrics;
 use crate::memory::MemoryMetrics;
@@ -48,6 +49,8 @@ pub struct Metrics {
     pub memory: MemoryMetrics,
     /// Tier 2, Redis.
     pub tier2: Tier2Metrics,
+    /// Replicas sharing one Redis: messages, leases, conditional writes.
+    pub fleet: FleetMetrics,
     /// Loads from the positions source.
     pub source: SourceMetrics,
     /// HTTP requests.
@@ -67,6 +70,7 @@ impl Metrics {
         let cache = CacheMetrics::register(&mut registry);
         let memory = MemoryMetrics::register(&mut registry);
         let tier2 = Tier2Metrics::register(&mut registry);
+        let fleet = FleetMetrics::register(&mut registry);
         let source = SourceMetrics::register(&mut registry);
         let http = HttpMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
@@ -77,7 +81,7 @@ impl Metrics {
             build_info.clone(),
         );
         registry.register_collector(Box::new(ProcessCollector));
-        Self { cache, memory, tier2, source, http, runtime, build_info, registry }
+        Self { cache, memory, tier2, fleet, source, http, runtime, build_info, registry }
     }
 
     /// Sets `positions_api_build_info{version, revision}`, which is absent

@@ -103,6 +103,9 @@ async fn a_forced_refresh_bypasses_the_cache_and_concurrent_ones_share_a_load() 
     let service = TestService::with_source(source.clone()).await;
     let client = service.client();
     client.get(PATH).await;
+    // The forced load fetches later than the first: two fetches at one
+    // instant keep the first stored, in memory as in Redis.
+    service.clock.advance(Duration::from_millis(1));
 
     source.hold();
     let forced: Vec<_> = (0..20)

@@ -253,3 +253,34 @@ async fn a_pattern_deletion_drops_entries_only_and_leaves_tombstones_and_locks()
     assert!(server.get_raw("poscache:tombstone:v2:{0xab3}").await.is_some());
     assert!(tier.unlock_load("0xab4", &lock).await.unwrap(), "the lock was left alone");
 }
+
+#[tokio::test]
+async fn a_pattern_deletion_with_tombstones_stops_the_loads_it_can_name() {
+    let server = RedisServer::start();
+    let (tier, _) = tier(&server.url());
+    let deleted_at = at(20, 0);
+    for id in ["0xab1", "0xab2", "0xcd1"] {
+        assert_eq!(tier.set_if_newer(id, "old", at(10, 0), at(9, 0), EXPIRY).await.unwrap(), WriteOutcome::Stored);
+    }
+    // A load of 0xab3 is in flight under its lock; nothing is stored yet.
+    let lock = tier.try_lock_load("0xab3", EXPIRY).await.unwrap().expect("free");
+    let other = tier.try_lock_load("0xcd2", EXPIRY).await.unwrap().expect("free");
+
+    assert_eq!(tier.delete_matching_with_tombstones("0xab*", deleted_at, EXPIRY).await.unwrap(), 2);
+    assert!(tier.get::<String>("0xab1").await.unwrap().is_none());
+    assert!(tier.get::<String>("0xcd1").await.unwrap().is_some(), "not matched");
+
+    // Loads that started before the deletion store nothing, stored or in
+    // flight; one that started after stores; other wallets are untouched.
+    for id in ["0xab1", "0xab3"] {
+        let outcome = tier.set_if_newer(id, "late", at(25, 0), at(19, 0), EXPIRY).await.unwrap();
+        assert_eq!(outcome, WriteOutcome::Deleted, "{id}");
+    }
+    assert_eq!(tier.set_if_newer("0xab3", "new", at(25, 0), at(21, 0), EXPIRY).await.unwrap(), WriteOutcome::Stored);
+    assert_eq!(tier.set_if_newer("0xcd2", "late", at(25, 0), at(19, 0), EXPIRY).await.unwrap(), WriteOutcome::Stored);
+    assert!(server.get_raw("poscache:tombstone:v2:{0xcd1}").await.is_none());
+    assert!(tier.unlock_load("0xab3", &lock).await.unwrap() && tier.unlock_load("0xcd2", &other).await.unwrap());
+
+    let error = tier.delete_matching_with_tombstones("0x[ab", deleted_at, EXPIRY).await.unwrap_err();
+    assert!(matches!(error, cache_redis::Error::InvalidPattern(_)), "{error}");
+}
