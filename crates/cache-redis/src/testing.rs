@@ -217,6 +217,22 @@ impl RedisServer {
         assert_eq!(error.code(), Some("OOM"), "{error}");
     }
 
+    /// Runs one command (`["CLIENT", "KILL", "TYPE", "pubsub"]`) on a
+    /// connection of its own and returns its reply.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not answer or answers with an error.
+    pub async fn command(&self, args: &[&str]) -> redis::Value {
+        let mut connection = self.connection().await;
+        let (name, rest) = args.split_first().expect("a command");
+        let mut command = redis::cmd(name);
+        for arg in rest {
+            command.arg(*arg);
+        }
+        command.query_async(&mut connection).await.unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
     /// A plain connection of its own, for any other command a test needs.
     ///
     /// # Panics

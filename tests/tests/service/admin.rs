@@ -113,3 +113,32 @@ async fn a_percent_encoded_pattern_is_decoded() {
     assert_eq!(bad.json()["error"], "bad_request");
     service.stop().await;
 }
+
+/// A load in flight when its wallet is deleted (by id or by pattern) still
+/// answers the requests waiting for it, but stores nothing: the next read
+/// loads afresh.
+#[tokio::test]
+async fn a_delete_is_final_for_a_load_already_in_flight() {
+    for delete_path in [PATH.to_owned(), format!("/v4/positions?pattern={}*", &WALLET[..8])] {
+        let source = Arc::new(FakeSource::new());
+        let service = TestService::start(default_options(), source.clone(), Some(TOKEN)).await;
+        source.hold();
+        let client = service.client();
+        let in_flight = tokio::spawn(async move { client.get(PATH).await });
+        system_tests::eventually("the load to reach the source", Duration::from_secs(5), || async {
+            source.calls() == 1
+        })
+        .await;
+        service.clock.advance(Duration::from_millis(1));
+        assert_eq!(service.client().delete(&delete_path, Some(TOKEN)).await.status, 200);
+        source.release();
+        let answered = in_flight.await.expect("request task");
+        assert_eq!(answered.json()["positions"][0]["realized_pnl"], "1", "{delete_path}: its waiter is answered");
+        assert_eq!(service.app.service().health().lru_size, 0, "{delete_path}: nothing was stored");
+
+        service.clock.advance(Duration::from_millis(1));
+        let next = service.client().get(PATH).await.json();
+        assert_eq!((next["cached"].as_bool(), next["positions"][0]["realized_pnl"].as_str()), (Some(false), Some("2")));
+        service.stop().await;
+    }
+}

@@ -1,0 +1,114 @@
+//! Three replicas of the service on one real `redis-server`, sharing one
+//! counting source and one clock: they must behave as one cache.
+//!
+//! - one load per wallet across the fleet ([`loads`]);
+//! - a delete reaches every replica and is final for loads that started
+//!   before it ([`deletes`]);
+//! - every replica serves the newest copy ([`newest`]);
+//! - a lost subscription is not a lost invalidation, and Redis going away
+//!   leaves each replica alone, then coordinated again ([`gaps`]).
+
+mod deletes;
+mod gaps;
+mod loads;
+mod newest;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::ManualClock;
+use cache_redis::testing::RedisServer;
+use system_tests::{Client, FakeSource, TestService, eventually};
+
+/// The wallet most tests use.
+pub(crate) const WALLET: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
+/// Its path.
+pub(crate) const PATH: &str = "/v4/positions/0x52908400098527886e0f7030069857d2e4169ee7";
+/// Its Redis key under the default namespace.
+pub(crate) const KEY: &str = "poscache:positions:v2:{0x52908400098527886e0f7030069857d2e4169ee7}";
+/// The admin token every replica takes.
+pub(crate) const TOKEN: &str = "fleet-t0ken";
+/// How long a condition may take to hold before a test fails. Generous:
+/// correctness is asserted here; how fast is `cargo xtask bench --only
+/// fleet`'s to measure.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Three replicas, one Redis, one source, one clock.
+pub(crate) struct Fleet {
+    pub(crate) redis: RedisServer,
+    pub(crate) source: Arc<FakeSource>,
+    pub(crate) clock: ManualClock,
+    pub(crate) replicas: Vec<TestService>,
+}
+
+impl Fleet {
+    /// Starts three coordinated replicas and waits until each one's fleet
+    /// subscription is up.
+    pub(crate) async fn start() -> Self {
+        let redis = RedisServer::start();
+        let source = Arc::new(FakeSource::new());
+        let clock = ManualClock::starting_now();
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            let replica =
+                TestService::builder(source.clone()).redis(&redis.url()).clock(&clock).admin_token(TOKEN).start().await;
+            replicas.push(replica);
+        }
+        let fleet = Self { redis, source, clock, replicas };
+        fleet.wait_subscribed().await;
+        fleet
+    }
+
+    /// Waits until every replica's subscription is up and its Redis tier
+    /// usable (reachable, breaker closed).
+    pub(crate) async fn wait_subscribed(&self) {
+        for (i, replica) in self.replicas.iter().enumerate() {
+            eventually(&format!("replica {i} to subscribe"), DEADLINE, || async {
+                metric(replica, "position_cache_fleet_subscribed") == 1 && !replica.app.service().health().degraded
+            })
+            .await;
+        }
+    }
+
+    /// A client of replica `i`.
+    pub(crate) fn client(&self, i: usize) -> Client {
+        self.replicas[i].client()
+    }
+
+    /// The sum of a metric's sample over the replicas.
+    pub(crate) fn total(&self, sample: &str) -> u64 {
+        self.replicas.iter().map(|replica| metric(replica, sample)).sum()
+    }
+
+    /// Loads the wallet on replica 0 and has replicas 1 and 2 read it (from
+    /// Redis), so that every replica holds it in memory.
+    pub(crate) async fn warm(&self, path: &str) {
+        let first = self.client(0).get(path).await;
+        assert_eq!(first.status, 200, "{}", first.text());
+        for i in 1..3 {
+            let reply = self.client(i).get(path).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert_eq!(reply.json()["cached"], true, "replica {i} read replica 0's entry from Redis");
+            let again = self.client(i).get(path).await;
+            assert!(again.header("cache-status").contains("detail=memory"), "{}", again.header("cache-status"));
+        }
+    }
+
+    pub(crate) async fn stop(self) {
+        for replica in self.replicas {
+            replica.stop().await;
+        }
+    }
+}
+
+/// A sample of the replica's metrics (`name{labels}` as exposed), 0 if it
+/// is absent.
+pub(crate) fn metric(replica: &TestService, sample: &str) -> u64 {
+    let text = replica.metrics.encode();
+    text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0)
+}
+
+/// The call number the source stamped on an answer's positions.
+pub(crate) fn call_of(reply: &system_tests::Reply) -> String {
+    reply.json()["positions"][0]["realized_pnl"].as_str().expect("a realized_pnl").to_owned()
+}
