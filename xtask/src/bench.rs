@@ -8,6 +8,7 @@
 
 mod cache_core;
 mod figures;
+mod fleet;
 mod http_path;
 mod load;
 mod memory;
@@ -37,13 +38,14 @@ pub(crate) enum Mode {
 type Section = (&'static str, fn(Mode) -> Result<String>);
 
 /// Every section, in the report's order.
-const SECTIONS: [Section; 6] = [
+const SECTIONS: [Section; 7] = [
     ("cache-core", cache_core::run_section),
     ("http-path", http_path::run_section),
     ("realistic", realistic::run_section),
     ("memory", memory::run_section),
     ("stampede", stampede::run_section),
     ("tier2", tier2::run_section),
+    ("fleet", fleet::run_section),
 ];
 
 pub(crate) fn run_bench(args: &[String]) -> Result<()> {

@@ -22,6 +22,7 @@
 //! of an upstream call.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::{Result, ensure};
 
@@ -29,24 +30,26 @@ use super::Mode;
 use super::figures::{latency, percent, thousands};
 use super::load::Load;
 use super::report::{table, verdict};
+use super::servers::Server;
 use super::{probe, servers};
 
-/// The day's workload, the same for every variant.
+/// The day's workload, the same for every variant (and for the fleet's
+/// day, `fleet.rs`, which spreads it over several replicas).
 #[derive(Debug, Clone, Copy)]
-struct Day {
-    wallets: u32,
-    alpha: f64,
+pub(super) struct Day {
+    pub(super) wallets: u32,
+    pub(super) alpha: f64,
     /// Requests per second, Poisson arrivals.
-    rate: u32,
-    ttl_s: u32,
-    warm_up_s: u32,
-    measured_s: u32,
-    upstream_delay_ms: &'static str,
-    positions: u32,
+    pub(super) rate: u32,
+    pub(super) ttl_s: u32,
+    pub(super) warm_up_s: u32,
+    pub(super) measured_s: u32,
+    pub(super) upstream_delay_ms: &'static str,
+    pub(super) positions: u32,
 }
 
 impl Day {
-    fn for_mode(mode: Mode) -> Self {
+    pub(super) fn for_mode(mode: Mode) -> Self {
         // 100 requests per second keeps refreshes within what the default
         // REFRESH_CONCURRENCY (32 loads of 200-500 ms: about 90 a second)
         // can do, so the figures show the cache and not an overloaded
@@ -69,37 +72,144 @@ impl Day {
         }
     }
 
-    fn load_args(&self, prefix: &str, seconds: u32, seed: u32) -> Vec<String> {
-        [
-            "zipf",
-            "--url-prefix",
-            prefix,
-            "--wallets",
-            &self.wallets.to_string(),
-            "--alpha",
-            &self.alpha.to_string(),
-            "--rate",
-            &self.rate.to_string(),
-            "--duration",
-            &format!("{seconds}s"),
-            "--seed",
-            &seed.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec()
+    /// `load zipf` for `seconds`, its requests taking `prefixes` in turn.
+    fn load_args(&self, prefixes: &[String], seconds: u32, seed: u32) -> Vec<String> {
+        let mut args = vec!["zipf".to_owned()];
+        for prefix in prefixes {
+            args.extend(["--url-prefix".to_owned(), prefix.clone()]);
+        }
+        args.extend(
+            [
+                "--wallets",
+                &self.wallets.to_string(),
+                "--alpha",
+                &self.alpha.to_string(),
+                "--rate",
+                &self.rate.to_string(),
+                "--duration",
+                &format!("{seconds}s"),
+                "--seed",
+                &seed.to_string(),
+            ]
+            .map(str::to_owned),
+        );
+        args
     }
+
+    /// A fresh `slow-upstream` for the day, in `dir`.
+    pub(super) fn upstream(&self, dir: &Path) -> Result<Server> {
+        servers::slow_upstream(dir, self.upstream_delay_ms, self.positions)
+    }
+
+    /// The settings a service needs for the day behind `upstream`:
+    /// `POSITIONS_SOURCE` and `POSITION_CACHE_TTL_SEC`.
+    pub(super) fn service_env(&self, upstream: &Server) -> Vec<(&'static str, String)> {
+        vec![
+            ("POSITIONS_SOURCE", format!("http://{}", upstream.addr)),
+            ("POSITION_CACHE_TTL_SEC", self.ttl_s.to_string()),
+        ]
+    }
+
+    /// Requests every wallet once from the service at `prefix`; returns the
+    /// command.
+    fn fill(&self, prefix: &str) -> Result<String> {
+        let fill = Load::run(&[
+            "sweep".into(),
+            "--url-prefix".into(),
+            prefix.to_owned(),
+            "--wallets".into(),
+            self.wallets.to_string(),
+            // Least popular first, so that a memory tier too small for all
+            // of them ends up holding the most popular, as a day of traffic
+            // leaves an LRU.
+            "--reverse".into(),
+            "--concurrency".into(),
+            "16".into(),
+        ])?;
+        ensure!(fill.failed() == 0, "filling the cache failed: {}", fill.failures());
+        Ok(fill.shown)
+    }
+
+    /// Runs the day against `services`, started with [`Day::service_env`]
+    /// in front of `upstream`, the requests taking them in turn; `name`
+    /// labels it in the report. Each service is first filled with every
+    /// wallet (the day before) while the upstream answers at once.
+    pub(super) fn run(&self, name: &str, upstream: &mut Server, services: &mut [Server]) -> Result<DayResult> {
+        let prefixes: Vec<String> = services.iter().map(|s| s.url("/v4/positions/")).collect();
+
+        // Yesterday: every wallet fetched once, quickly, by each service.
+        // Several services are filled at the same time, so that their
+        // entries are as old as a lone service's when the day starts and
+        // go stale at the same point of it.
+        let quick = probe::post(upstream.addr, "/delay?ms=0")?;
+        let fills = std::thread::scope(|scope| {
+            let sweeps: Vec<_> = prefixes.iter().map(|prefix| scope.spawn(|| self.fill(prefix))).collect();
+            sweeps
+                .into_iter()
+                .map(|sweep| sweep.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a fill panicked"))))
+                .collect::<Result<Vec<String>>>()
+        })?;
+        let slow_path = format!("/delay?ms={}", self.upstream_delay_ms);
+        let slow = probe::post(upstream.addr, &slow_path)?;
+        ensure!(quick.status == 200 && slow.status == 200, "slow-upstream refused a new delay");
+
+        let warm_up = Load::run(&self.load_args(&prefixes, self.warm_up_s, 1))?;
+        probe::post(upstream.addr, "/stats/reset-peak")?;
+        let calls_before = upstream_calls(upstream)?;
+        let refreshes_before = refreshes(services)?;
+        let measured = Load::run(&self.load_args(&prefixes, self.measured_s, 2))?;
+        let stats = probe::json(upstream.addr, "/stats")?;
+        let refreshes = refreshes(services)? - refreshes_before;
+        for service in services.iter_mut() {
+            service.process.check_running()?;
+        }
+        upstream.process.check_running()?;
+        ensure!(measured.requests() > 0, "the day sent no requests");
+
+        let mut commands = vec![upstream.process.shown().to_owned()];
+        commands.extend(services.iter().map(|s| s.process.shown().to_owned()));
+        commands.push(format!("curl -X POST 'http://{}/delay?ms=0'", upstream.addr));
+        commands.extend(fills);
+        commands.push(format!("curl -X POST 'http://{}{slow_path}'", upstream.addr));
+        commands.extend([warm_up.shown.clone(), measured.shown.clone()]);
+        Ok(DayResult {
+            name: name.to_owned(),
+            upstream_calls: stats["position_requests"].as_f64().unwrap_or(0.0) - calls_before,
+            upstream_max_in_flight: stats["max_in_flight"].as_f64().unwrap_or(0.0),
+            refreshes,
+            commands,
+            warm_up,
+            measured,
+        })
+    }
+}
+
+/// The calls that reached `upstream` (benchkit's `slow-upstream`) so far.
+pub(super) fn upstream_calls(upstream: &Server) -> Result<f64> {
+    Ok(probe::json(upstream.addr, "/stats")?["position_requests"].as_f64().unwrap_or(0.0))
+}
+
+/// The background refreshes `services` have started so far, together.
+fn refreshes(services: &[Server]) -> Result<f64> {
+    let mut total = 0.0;
+    for service in services {
+        total += probe::metrics(service.addr, &["position_cache_refresh_triggers_total"])?[0];
+    }
+    Ok(total)
 }
 
 /// One variant's day.
 #[derive(Debug)]
-struct DayResult {
-    name: String,
-    warm_up: Load,
-    measured: Load,
-    upstream_calls: f64,
-    upstream_max_in_flight: f64,
-    refreshes: f64,
-    commands: Vec<String>,
+pub(super) struct DayResult {
+    pub(super) name: String,
+    pub(super) warm_up: Load,
+    pub(super) measured: Load,
+    /// Calls that reached the upstream during the measured period.
+    pub(super) upstream_calls: f64,
+    pub(super) upstream_max_in_flight: f64,
+    pub(super) refreshes: f64,
+    /// The commands that ran the day, in order.
+    pub(super) commands: Vec<String>,
 }
 
 pub(crate) fn run_section(mode: Mode) -> Result<String> {
@@ -137,62 +247,12 @@ fn run_day_with_redis(day: &Day, name: &str, env: &[(&str, &str)]) -> Result<Day
 fn run_day(day: &Day, name: &str, env: &[(&str, &str)]) -> Result<DayResult> {
     let slug: String = name.chars().filter(char::is_ascii_alphanumeric).take(40).collect();
     let dir = servers::scratch(&format!("realistic-{slug}"))?;
-    let mut upstream = servers::slow_upstream(&dir, day.upstream_delay_ms, day.positions)?;
-    let source = format!("http://{}", upstream.addr);
-    let ttl = day.ttl_s.to_string();
-    let mut settings = vec![("POSITIONS_SOURCE", source.as_str()), ("POSITION_CACHE_TTL_SEC", ttl.as_str())];
+    let mut upstream = day.upstream(&dir)?;
+    let day_env = day.service_env(&upstream);
+    let mut settings: Vec<(&str, &str)> = day_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     settings.extend_from_slice(env);
-    let mut service = servers::service(&dir, "positions-api", &settings, None)?;
-    let prefix = service.url("/v4/positions/");
-
-    // Yesterday: every wallet fetched once, quickly.
-    let quick = probe::post(upstream.addr, "/delay?ms=0")?;
-    let fill = Load::run(&[
-        "sweep".into(),
-        "--url-prefix".into(),
-        prefix.clone(),
-        "--wallets".into(),
-        day.wallets.to_string(),
-        // Least popular first, so that a memory tier too small for all of
-        // them ends up holding the most popular, as a day of traffic leaves
-        // an LRU.
-        "--reverse".into(),
-        "--concurrency".into(),
-        "16".into(),
-    ])?;
-    ensure!(fill.failed() == 0, "filling the cache failed: {}", fill.failures());
-    let slow_path = format!("/delay?ms={}", day.upstream_delay_ms);
-    let slow = probe::post(upstream.addr, &slow_path)?;
-    ensure!(quick.status == 200 && slow.status == 200, "slow-upstream refused a new delay");
-
-    let warm_up = Load::run(&day.load_args(&prefix, day.warm_up_s, 1))?;
-    probe::post(upstream.addr, "/stats/reset-peak")?;
-    let calls_before = probe::json(upstream.addr, "/stats")?["position_requests"].as_f64().unwrap_or(0.0);
-    let refreshes_before = probe::metrics(service.addr, &["position_cache_refresh_triggers_total"])?[0];
-    let measured = Load::run(&day.load_args(&prefix, day.measured_s, 2))?;
-    let stats = probe::json(upstream.addr, "/stats")?;
-    let refreshes = probe::metrics(service.addr, &["position_cache_refresh_triggers_total"])?[0] - refreshes_before;
-    service.process.check_running()?;
-    upstream.process.check_running()?;
-    ensure!(measured.requests() > 0, "the day sent no requests");
-
-    Ok(DayResult {
-        name: name.to_owned(),
-        upstream_calls: stats["position_requests"].as_f64().unwrap_or(0.0) - calls_before,
-        upstream_max_in_flight: stats["max_in_flight"].as_f64().unwrap_or(0.0),
-        refreshes,
-        commands: vec![
-            upstream.process.shown().to_owned(),
-            service.process.shown().to_owned(),
-            format!("curl -X POST 'http://{}/delay?ms=0'", upstream.addr),
-            fill.shown.clone(),
-            format!("curl -X POST 'http://{}{slow_path}'", upstream.addr),
-            warm_up.shown.clone(),
-            measured.shown.clone(),
-        ],
-        warm_up,
-        measured,
-    })
+    let service = servers::service(&dir, "positions-api", &settings, None)?;
+    day.run(name, &mut upstream, &mut [service])
 }
 
 fn render(day: &Day, results: &[DayResult]) -> String {
@@ -336,7 +396,7 @@ fn render_targets(s: &mut String, results: &[DayResult]) {
 }
 
 /// The failures of a run for a table cell: `0`, or what they were.
-fn failed(load: &Load) -> String {
+pub(super) fn failed(load: &Load) -> String {
     match load.failed() {
         0 => "0".to_owned(),
         n => format!("{n}: {}", load.failures()),

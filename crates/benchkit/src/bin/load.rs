@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! load stampede --url URL --requests 1000
+//! load stampede --url URL_A --url URL_B --url URL_C --requests 3000
 //! load zipf --url-prefix http://HOST:PORT/v4/positions/ --wallets 10000 --alpha 1.0 --rate 100 --duration 60s
+//! load zipf --url-prefix http://A/v4/positions/ --url-prefix http://B/v4/positions/ --wallets 10000 --rate 100 --duration 60s
 //! load zipf --url-prefix ... --wallets-from-ledger DIR --connections 32 --duration 10s
 //! load sweep --url-prefix ... --wallets-from-ledger DIR --from 0 --count 2000 --concurrency 8
 //! load sweep --url-prefix ... --wallets 10000 --reverse
@@ -35,10 +37,10 @@ enum Mode {
     /// N concurrent requests for one URL, each on its own connection,
     /// released together.
     Stampede {
-        /// The URL to request.
-        #[arg(long)]
-        url: String,
-        /// How many requests.
+        /// The URL to request; repeated, the requests go to each in turn.
+        #[arg(long, required = true)]
+        url: Vec<String>,
+        /// How many requests, in all.
         #[arg(long, default_value_t = 1_000)]
         requests: usize,
     },
@@ -85,9 +87,10 @@ enum Mode {
 /// Where the wallets come from and how to make their URLs.
 #[derive(Debug, ClapArgs)]
 struct WalletArgs {
-    /// Prepended to each wallet to make its URL.
-    #[arg(long)]
-    url_prefix: String,
+    /// Prepended to each wallet to make its URL; repeated (`zipf` only),
+    /// the requests go to each in turn.
+    #[arg(long, required = true)]
+    url_prefix: Vec<String>,
     /// This many synthetic wallets (`benchkit::wallets::synthetic`).
     #[arg(long, conflicts_with = "wallets_from_ledger", required_unless_present = "wallets_from_ledger")]
     wallets: Option<usize>,
@@ -112,8 +115,11 @@ fn main() -> Result<()> {
     let report: Report = runtime.block_on(async {
         match cli.mode {
             Mode::Stampede { url, requests } => {
-                let uri = url.parse().with_context(|| format!("invalid --url {url:?}"))?;
-                drive::stampede::run(uri, requests).await
+                let uris = url
+                    .iter()
+                    .map(|u| u.parse().with_context(|| format!("invalid --url {u:?}")))
+                    .collect::<Result<Vec<_>>>()?;
+                drive::stampede::run(&uris, requests).await
             }
             Mode::Zipf { wallets, alpha, rate, connections, duration, seed } => {
                 let pace = match (rate, connections) {
@@ -122,7 +128,7 @@ fn main() -> Result<()> {
                     (None, None) => bail!("give --rate R or --connections C"),
                 };
                 let plan = drive::zipf::Plan {
-                    url_prefix: wallets.url_prefix.clone(),
+                    url_prefixes: wallets.url_prefix.clone(),
                     wallets: wallets.list()?,
                     alpha,
                     pace,
@@ -132,6 +138,11 @@ fn main() -> Result<()> {
                 drive::zipf::run(plan).await
             }
             Mode::Sweep { wallets, from, count, concurrency, reverse } => {
+                // A sweep fills one cache with a known set of wallets; to
+                // fill several, sweep each.
+                let [url_prefix] = wallets.url_prefix.as_slice() else {
+                    bail!("sweep takes one --url-prefix, not {}", wallets.url_prefix.len());
+                };
                 let list = wallets.list()?;
                 let end = count.map_or(list.len(), |c| from.saturating_add(c));
                 let Some(slice) = list.get(from..end) else {
@@ -141,7 +152,7 @@ fn main() -> Result<()> {
                 if reverse {
                     slice.reverse();
                 }
-                drive::sweep::run(&wallets.url_prefix, &slice, concurrency).await
+                drive::sweep::run(url_prefix, &slice, concurrency).await
             }
         }
     })?;

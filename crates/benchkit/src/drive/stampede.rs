@@ -1,6 +1,8 @@
 //! A stampede: `n` requests for one URL, each on its own connection,
 //! released at the same instant.
 //!
+//! With several URLs, the requests go to each in turn.
+//!
 //! Every connection is opened and its HTTP/1 handshake done first (a few at
 //! a time, so that the server's accept queue never overflows and no
 //! connect waits for a SYN retry); then one signal releases every request.
@@ -25,23 +27,32 @@ use super::{Answer, Report, Tally, read_answer};
 /// Connections opened at once while getting ready.
 const CONNECTING_AT_ONCE: usize = 64;
 
-/// Sends `n` concurrent requests for `uri` (an `http://host:port/path`
-/// URL), each on its own connection, released together.
+/// Sends `n` concurrent requests, each on its own connection, released
+/// together: to each of `uris` (`http://host:port/path` URLs) in turn, so
+/// that with several replicas of a service each gets its share of one
+/// stampede.
 ///
 /// # Errors
 ///
-/// If `uri` has no host or port.
-pub async fn run(uri: Uri, n: usize) -> anyhow::Result<Report> {
-    let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("invalid URL {uri}: no host"))?.clone();
-    let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+/// If `uris` is empty or one has no host.
+pub async fn run(uris: &[Uri], n: usize) -> anyhow::Result<Report> {
+    anyhow::ensure!(!uris.is_empty(), "no URL to request");
+    let targets = uris
+        .iter()
+        .map(|uri| {
+            let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("invalid URL {uri}: no host"))?;
+            let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+            let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            Ok((address, path, authority.to_string()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let (go, released) = watch::channel::<Option<Instant>>(None);
     let (done, mut results) = mpsc::unbounded_channel::<(Duration, Result<Answer, String>)>();
     let (ready, mut readies) = mpsc::unbounded_channel::<()>();
     let connecting = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
-    for _ in 0..n {
-        let (address, path, host) = (address.clone(), path.clone(), authority.to_string());
+    for i in 0..n {
+        let (address, path, host) = targets[i % targets.len()].clone();
         let (mut released, done, ready, connecting) =
             (released.clone(), done.clone(), ready.clone(), Arc::clone(&connecting));
         tokio::spawn(async move {

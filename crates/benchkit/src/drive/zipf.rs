@@ -17,8 +17,13 @@
 //!
 //! Requests still unanswered when the duration ends are waited for (up to
 //! the request timeout) and counted.
+//!
+//! With several URL prefixes (several replicas of the service), the
+//! requests go to them in turn, whatever the wallet: each replica sees the
+//! same popularity at a share of the rate.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Uri;
@@ -43,8 +48,9 @@ pub enum Pace {
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Prepended to each wallet to make its URL (such as
-    /// `http://127.0.0.1:8080/v4/positions/`).
-    pub url_prefix: String,
+    /// `http://127.0.0.1:8080/v4/positions/`); with several, the requests
+    /// go to each in turn.
+    pub url_prefixes: Vec<String>,
     /// The wallets, most popular first.
     pub wallets: Vec<String>,
     /// The Zipf exponent.
@@ -61,16 +67,10 @@ pub struct Plan {
 ///
 /// # Errors
 ///
-/// If the plan has no wallets, a negative Zipf exponent, a rate that is not
-/// positive, or a wallet's URL is invalid.
+/// If the plan has no wallets or no URL prefix, a negative Zipf exponent, a
+/// rate that is not positive, or a wallet's URL is invalid.
 pub async fn run(plan: Plan) -> anyhow::Result<Report> {
-    anyhow::ensure!(!plan.wallets.is_empty(), "no wallets to request");
-    let uris: Vec<Uri> = plan
-        .wallets
-        .iter()
-        .map(|w| format!("{}{w}", plan.url_prefix).parse().map_err(|e| anyhow::anyhow!("invalid URL for {w}: {e}")))
-        .collect::<anyhow::Result<_>>()?;
-    let targets = Arc::new(Targets::new(uris, plan.alpha)?);
+    let targets = Arc::new(Targets::new(&plan.url_prefixes, &plan.wallets, plan.alpha)?);
     let (done, mut results) = mpsc::unbounded_channel::<(Duration, Result<Answer, String>)>();
     let start = Instant::now();
     let sender = match plan.pace {
@@ -93,17 +93,32 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The wallets' URLs, most popular first, and their popularity.
+/// The wallets' URLs at each prefix, most popular first, their
+/// popularity, and whose turn it is.
 struct Targets {
-    uris: Vec<Uri>,
+    /// One list of URLs per prefix, each in the wallets' order.
+    uris: Vec<Vec<Uri>>,
     zipf: Zipf<f64>,
+    /// Requests picked so far, for taking the prefixes in turn.
+    picked: AtomicUsize,
 }
 
 impl Targets {
-    fn new(uris: Vec<Uri>, alpha: f64) -> anyhow::Result<Self> {
-        let zipf =
-            Zipf::new(uris.len() as f64, alpha).map_err(|e| anyhow::anyhow!("invalid Zipf exponent {alpha}: {e}"))?;
-        Ok(Self { uris, zipf })
+    fn new(prefixes: &[String], wallets: &[String], alpha: f64) -> anyhow::Result<Self> {
+        anyhow::ensure!(!wallets.is_empty(), "no wallets to request");
+        anyhow::ensure!(!prefixes.is_empty(), "no URL prefix to request");
+        let uris = prefixes
+            .iter()
+            .map(|prefix| {
+                wallets
+                    .iter()
+                    .map(|w| format!("{prefix}{w}").parse().map_err(|e| anyhow::anyhow!("invalid URL for {w}: {e}")))
+                    .collect::<anyhow::Result<Vec<Uri>>>()
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let zipf = Zipf::new(wallets.len() as f64, alpha)
+            .map_err(|e| anyhow::anyhow!("invalid Zipf exponent {alpha}: {e}"))?;
+        Ok(Self { uris, zipf, picked: AtomicUsize::new(0) })
     }
 
     /// The index of a wallet drawn by popularity: Zipf's ranks are `1..=n`.
@@ -111,11 +126,16 @@ impl Targets {
         let rank = self.zipf.sample(rng);
         #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "ranks are whole numbers in 1..=n")]
         let index = (rank as usize).saturating_sub(1);
-        index.min(self.uris.len() - 1)
+        index.min(self.uris[0].len() - 1)
     }
 
+    /// A wallet drawn by popularity, at the next prefix in turn. The turn
+    /// draws nothing from `rng`, so one prefix or several, a seed picks the
+    /// same wallets.
     fn pick(&self, rng: &mut SmallRng) -> Uri {
-        self.uris[self.pick_index(rng)].clone()
+        let wallet = self.pick_index(rng);
+        let turn = self.picked.fetch_add(1, Ordering::Relaxed) % self.uris.len();
+        self.uris[turn][wallet].clone()
     }
 }
 
@@ -192,8 +212,8 @@ mod tests {
     use super::*;
 
     fn targets(n: usize, alpha: f64) -> Targets {
-        let uris = (0..n).map(|i| format!("http://127.0.0.1/{i}").parse().expect("valid")).collect();
-        Targets::new(uris, alpha).expect("valid exponent")
+        let wallets: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        Targets::new(&["http://127.0.0.1/".to_owned()], &wallets, alpha).expect("valid exponent")
     }
 
     #[test]
@@ -230,8 +250,24 @@ mod tests {
 
     #[test]
     fn a_negative_exponent_is_refused() {
-        let uris = vec!["http://127.0.0.1/".parse().expect("valid")];
-        let error = Targets::new(uris, -1.0).err().expect("refused");
+        let error = Targets::new(&["http://127.0.0.1/".to_owned()], &["w".to_owned()], -1.0).err().expect("refused");
         assert!(error.to_string().starts_with("invalid Zipf exponent -1"), "{error}");
+    }
+
+    #[test]
+    fn several_prefixes_take_turns_and_pick_the_same_wallets() {
+        let prefixes: Vec<String> =
+            ["http://127.0.0.1:1/", "http://127.0.0.1:2/", "http://127.0.0.1:3/"].map(str::to_owned).to_vec();
+        let wallets: Vec<String> = (0..1_000).map(|i| i.to_string()).collect();
+        let fleet = Targets::new(&prefixes, &wallets, 1.0).expect("valid");
+        let one = Targets::new(&prefixes[..1], &wallets, 1.0).expect("valid");
+        let (mut fleet_rng, mut one_rng) = (SmallRng::seed_from_u64(5), SmallRng::seed_from_u64(5));
+        for i in 0..300 {
+            let (at_fleet, at_one) = (fleet.pick(&mut fleet_rng), one.pick(&mut one_rng));
+            assert_eq!(at_fleet.port_u16(), Some(1 + (i % 3)), "request {i} goes to the next prefix");
+            assert_eq!(at_fleet.path(), at_one.path(), "request {i} asks for the same wallet");
+        }
+        assert!(Targets::new(&[], &wallets, 1.0).is_err(), "no prefix is refused");
+        assert!(Targets::new(&prefixes, &[], 1.0).is_err(), "no wallet is refused");
     }
 }
