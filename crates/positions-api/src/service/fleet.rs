@@ -17,7 +17,8 @@
 //!   the wallet meanwhile), then the source; a replica that finds the lease held waits for the
 //!   holder's result, woken by its `stored` message or a poll of tier 2,
 //!   until the lease is released or expires (a dead holder), and then takes
-//!   it over. With Redis unreachable each replica loads alone, under its
+//!   it over; if another waiter took it over first, it waits for that one's
+//!   result in turn, up to one more source call's time. With Redis unreachable each replica loads alone, under its
 //!   own single flight. No wait is unbounded: see [`Fleet::load_limit`].
 
 use std::sync::{Arc, Weak};
@@ -104,13 +105,22 @@ impl Fleet {
         self.bus.is_subscribed()
     }
 
-    /// The loader's limit with coordination: a wait for another replica's
-    /// lease (at most the lease's life: by then its holder has released it
-    /// or is dead and it expired), then a source call of its own (at most
-    /// `source_timeout`), and the few Redis round trips around them, each
-    /// at most `op_timeout`.
+    /// How long a replica waits for other replicas' result before it loads
+    /// alone: the lease's life (by then its holder has released it, or is
+    /// dead and it expired) and one source call more, for the replica that
+    /// takes a dead holder's lease over to load. Every replica that waited
+    /// for the dead holder then waits for that one, instead of each calling
+    /// the source.
+    fn wait_limit(&self, source_timeout: Duration) -> Duration {
+        self.lease + source_timeout
+    }
+
+    /// The loader's limit with coordination: the wait for other replicas
+    /// ([`wait_limit`](Self::wait_limit)), then a source call of its own
+    /// (at most `source_timeout`), and the few Redis round trips around
+    /// them, each at most `op_timeout`.
     pub(super) fn load_limit(&self, source_timeout: Duration, op_timeout: Duration) -> Duration {
-        self.lease + source_timeout + op_timeout * 6
+        self.wait_limit(source_timeout) + source_timeout + op_timeout * 6
     }
 
     /// Publishes what happened to `subject` at `at`.
@@ -157,8 +167,9 @@ impl Fleet {
                         shared.metrics.fleet.record_lease(LeaseEvent::Contended);
                         Instant::now()
                     });
-                    let Some(left) = self.lease.checked_sub(since.elapsed()).filter(|left| !left.is_zero()) else {
-                        tracing::debug!(%wallet, "a load lease outlived its holder's limit; loading alone");
+                    let limit = self.wait_limit(shared.source_timeout);
+                    let Some(left) = limit.checked_sub(since.elapsed()).filter(|left| !left.is_zero()) else {
+                        tracing::debug!(%wallet, "no result from the lease's holders in time; loading alone");
                         break;
                     };
                     let news = self.news.notified();
@@ -254,7 +265,7 @@ impl Shared {
             }
             Event::Lost { since } => {
                 tracing::warn!(
-                    since = %OffsetDateTime::from(since),
+                    since = crate::model::rfc3339(OffsetDateTime::from(since)),
                     "fleet channel lost; memory answers only after Redis confirms it, until the channel is back"
                 );
             }
