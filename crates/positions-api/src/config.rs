@@ -116,7 +116,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub refresh_concurrency: u64,
 
-    /// Milliseconds one load may take before it fails (504).
+    /// Milliseconds one call to the source may take before it fails (504).
     #[arg(long = "refresh-timeout-ms", env = "REFRESH_TIMEOUT_MS", default_value_t = 5000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub refresh_timeout_ms: u64,

@@ -213,9 +213,14 @@ impl Service {
             }
             None => (None, None, None),
         };
+        // The loader's limit covers what a load does besides its source
+        // call (which has `options.refresh.timeout` of its own): its Redis
+        // write, and with coordination a wait for other replicas first.
         let mut refresh = options.refresh;
-        if let (Some(fleet), Some(redis)) = (&fleet, &redis) {
-            refresh.timeout = fleet.load_limit(options.refresh.timeout, redis.op_timeout());
+        match (&fleet, &redis) {
+            (Some(fleet), Some(redis)) => refresh.timeout = fleet.load_limit(refresh.timeout, redis.op_timeout()),
+            (None, Some(redis)) => refresh.timeout += redis.op_timeout() * 2,
+            _ => {}
         }
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,

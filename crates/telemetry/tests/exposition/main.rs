@@ -11,14 +11,14 @@ use std::time::Duration;
 use cache_core::{Cache, Policy};
 use telemetry::exposition::{Family, parse_strict};
 use telemetry::{
-    BreakerState, CacheStatus, HttpMetrics, LoadKind, Lookup, MemoryTierObserver, Method, Metrics, Outcome,
-    RedisErrorReply, RedisOp, Source,
+    BreakerState, CacheStatus, FleetMessage, HttpMetrics, LeaseEvent, LoadKind, Lookup, MemoryTierObserver, Method,
+    Metrics, Outcome, RedisErrorReply, RedisOp, Source, StoreRefusal,
 };
 
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
 
 /// Every registered family, in exposition order, with its type.
-const FAMILIES: [(&str, &str); 32] = [
+const FAMILIES: [(&str, &str); 42] = [
     ("position_cache_hits", "counter"),
     ("position_cache_misses", "counter"),
     ("position_cache_evictions", "counter"),
@@ -38,6 +38,16 @@ const FAMILIES: [(&str, &str); 32] = [
     ("position_cache_redis_oversized_values", "counter"),
     ("position_cache_redis_up", "gauge"),
     ("position_cache_redis_breaker_state", "gauge"),
+    ("position_cache_fleet_messages_sent", "counter"),
+    ("position_cache_fleet_messages_received", "counter"),
+    ("position_cache_fleet_messages_undecodable", "counter"),
+    ("position_cache_fleet_subscribed", "gauge"),
+    ("position_cache_fleet_resubscriptions", "counter"),
+    ("position_cache_fleet_revalidations", "counter"),
+    ("position_cache_fleet_leases", "counter"),
+    ("position_cache_fleet_adopted_loads", "counter"),
+    ("position_cache_fleet_writes_refused", "counter"),
+    ("position_cache_fleet_memory_stores_stopped", "counter"),
     ("position_source_fetch_duration_seconds", "histogram"),
     ("http_requests", "counter"),
     ("http_request_duration_seconds", "histogram"),
@@ -107,6 +117,15 @@ fn exercise_everything(metrics: &Arc<Metrics>) {
     metrics.tier2.record_oversized_value();
     metrics.tier2.set_up(true);
     metrics.tier2.set_breaker(BreakerState::Closed);
+    metrics.fleet.record_sent(FleetMessage::Stored);
+    metrics.fleet.record_received(FleetMessage::Deleted);
+    metrics.fleet.record_undecodable();
+    metrics.fleet.set_subscribed(true);
+    metrics.fleet.record_resubscribed(3);
+    metrics.fleet.record_lease(LeaseEvent::Contended);
+    metrics.fleet.record_adopted();
+    metrics.fleet.record_refused(StoreRefusal::Older);
+    metrics.fleet.record_memory_store_stopped();
     metrics.source.observe(Source::Ledger, Outcome::Ok, Duration::from_millis(240));
     metrics.source.observe(Source::Http, Outcome::Timeout, Duration::from_secs(5));
     metrics.http.observe(WALLET_ROUTE, Method::Get, 200, CacheStatus::Hit, Duration::from_micros(85));
@@ -205,6 +224,7 @@ fn a_fresh_exposition_is_well_formed_and_reads_zero() {
         "http_request_duration_seconds",
         "position_cache_redis_up",
         "position_cache_redis_breaker_state",
+        "position_cache_fleet_subscribed",
         "tokio_runtime_workers",
         "tokio_runtime_alive_tasks",
         "tokio_runtime_global_queue_depth",
