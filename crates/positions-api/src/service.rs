@@ -18,6 +18,11 @@
 //! tier bounds every operation in time, so an outage costs latency, never an
 //! error.
 //!
+//! Several replicas on one Redis act as one cache (see `fleet`): every
+//! write keeps the newest `fetched_at`, a delete is final for the loads that
+//! started before it (tombstones), replicas hear each other's deletes and
+//! stores, and one replica loads a wallet while the others wait for it.
+//!
 //! Loads go through a [`refresh::Loader`]: it runs one flight per wallet,
 //! limits the loads in flight, times them out and turns panics into errors.
 //! The load function fetches from the [`Source`], renders the
