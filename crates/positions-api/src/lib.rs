@@ -55,6 +55,7 @@
 
 mod body;
 pub mod config;
+pub mod encoding;
 mod error;
 mod model;
 mod observers;

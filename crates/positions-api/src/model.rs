@@ -17,7 +17,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use std::fmt::Write as _;
+
+use sha2::Digest as _;
+
 use crate::body::Body;
+use crate::encoding::{Encoding, Packed};
 use crate::wallet::Wallet;
 
 /// One wallet's holding of one token, valued.
@@ -89,8 +94,8 @@ pub struct Positions {
 /// use time::macros::datetime;
 ///
 /// let wallet: Wallet = "0x52908400098527886e0f7030069857d2e4169ee7".parse().unwrap();
-/// let snapshot = Snapshot::render(&Positions::default(), datetime!(2026-11-24 11:00 UTC));
-/// let body = snapshot.body(&wallet, true, false, 120).to_bytes();
+/// let snapshot = Snapshot::render(&wallet, &Positions::default(), datetime!(2026-11-24 11:00 UTC));
+/// let body = snapshot.body(true, false, 120).to_bytes();
 /// let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
 /// assert_eq!(json["computed_at"], "2026-11-24T11:00:00Z");
 /// assert_eq!(json["positions"], serde_json::json!([]));
@@ -98,27 +103,50 @@ pub struct Positions {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    positions_json: Bytes,
-    computed_at: Box<str>,
+    /// `{"wallet":…,"positions":[…],"computed_at":"…"`: every answer's
+    /// body up to the per-request fields.
+    head: Bytes,
+    /// The head compressed once, if it is long enough (see
+    /// [`encoding`](crate::encoding)).
+    packed: Option<Packed>,
+    /// The weak entity tag: a digest of the head.
+    etag: Box<str>,
     count: usize,
 }
 
 impl Snapshot {
-    /// Renders `positions` fetched at `fetched_at`. The response's
-    /// `computed_at` is the source's own timestamp if it gave one, else
-    /// `fetched_at`.
+    /// Renders `positions` of `wallet` fetched at `fetched_at`, and
+    /// compresses it (gzip and br) for the answers that accept it. The
+    /// response's `computed_at` is the source's own timestamp if it gave
+    /// one, else `fetched_at`.
     ///
     /// # Panics
     ///
     /// Never in practice: rendering these types to JSON cannot fail.
-    pub fn render(positions: &Positions, fetched_at: OffsetDateTime) -> Self {
-        let mut json = serde_json::to_vec(&positions.positions).expect("positions always serialize to JSON");
-        // The vector grew by doubling; the spare capacity would stay
-        // allocated for as long as the entry is cached.
-        json.shrink_to_fit();
+    pub fn render(wallet: &Wallet, positions: &Positions, fetched_at: OffsetDateTime) -> Self {
+        let computed_at = rfc3339(positions.computed_at.unwrap_or(fetched_at));
+        let mut head = Vec::with_capacity(64 + 400 * positions.positions.len());
+        head.extend_from_slice(b"{\"wallet\":\"");
+        // A wallet holds only [0-9A-Za-z]: nothing to escape.
+        head.extend_from_slice(wallet.as_str().as_bytes());
+        head.extend_from_slice(b"\",\"positions\":");
+        serde_json::to_writer(&mut head, &positions.positions).expect("positions always serialize to JSON");
+        head.extend_from_slice(b",\"computed_at\":\"");
+        head.extend_from_slice(computed_at.as_bytes());
+        head.push(b'"');
+        // Spare capacity would stay allocated as long as the entry.
+        head.shrink_to_fit();
+        let digest = sha2::Sha256::digest(&head);
+        let mut etag = String::with_capacity(36);
+        etag.push_str("W/\"");
+        for byte in &digest[..16] {
+            let _ = write!(etag, "{byte:02x}");
+        }
+        etag.push('"');
         Self {
-            positions_json: Bytes::from(json),
-            computed_at: rfc3339(positions.computed_at.unwrap_or(fetched_at)).into(),
+            packed: Packed::new(&head),
+            head: Bytes::from(head),
+            etag: etag.into(),
             count: positions.positions.len(),
         }
     }
@@ -135,28 +163,45 @@ impl Snapshot {
 
     /// The bytes this snapshot keeps in memory (for sizing and weighing).
     pub fn heap_bytes(&self) -> usize {
-        self.positions_json.len() + self.computed_at.len()
+        self.head.len() + self.etag.len() + self.packed.as_ref().map_or(0, Packed::heap_bytes)
     }
 
-    /// The response body for `wallet` with the per-request fields: the
-    /// rendered positions between a small prefix and suffix, not copied.
-    pub fn body(&self, wallet: &Wallet, cached: bool, stale: bool, age_seconds: u64) -> Body {
-        // Prefix and suffix share one allocation.
-        let mut buf = BytesMut::with_capacity(wallet.as_str().len() + self.computed_at.len() + 110);
-        buf.put_slice(b"{\"wallet\":\"");
-        // A wallet holds only [0-9A-Za-z]: nothing to escape.
-        buf.put_slice(wallet.as_str().as_bytes());
-        buf.put_slice(b"\",\"positions\":");
-        let prefix = buf.split();
-        buf.put_slice(b",\"computed_at\":\"");
-        buf.put_slice(self.computed_at.as_bytes());
-        buf.put_slice(if cached { b"\",\"cached\":true" } else { b"\",\"cached\":false" });
-        buf.put_slice(if stale { b",\"stale\":true" } else { b",\"stale\":false" });
-        buf.put_slice(b",\"age_seconds\":");
-        buf.put_slice(itoa::Buffer::new().format(age_seconds).as_bytes());
-        buf.put_u8(b'}');
-        Body::parts(prefix.freeze(), self.positions_json.clone(), buf.freeze())
+    /// Its weak entity tag (`W/"…"`): a digest of what the answer says
+    /// (wallet, positions, `computed_at`), not of the per-request fields,
+    /// so every replica gives the same entry the same tag.
+    pub fn etag(&self) -> &str {
+        &self.etag
     }
+
+    /// The identity response body with the per-request fields: the shared
+    /// head, not copied, then the small tail.
+    pub fn body(&self, cached: bool, stale: bool, age_seconds: u64) -> Body {
+        Body::parts(self.head.clone(), tail(cached, stale, age_seconds), Bytes::new())
+    }
+
+    /// The response body in `encoding` if this snapshot has it (a head
+    /// long enough to be compressed), else the identity body; and which
+    /// encoding it is.
+    pub fn encoded_body(&self, encoding: Encoding, cached: bool, stale: bool, age_seconds: u64) -> (Body, Encoding) {
+        match (&self.packed, encoding) {
+            (Some(packed), Encoding::Gzip | Encoding::Brotli) => {
+                let [before, head, after] = packed.body(encoding, &tail(cached, stale, age_seconds));
+                (Body::parts(before, head, after), encoding)
+            }
+            _ => (self.body(cached, stale, age_seconds), Encoding::Identity),
+        }
+    }
+}
+
+/// `,"cached":…,"stale":…,"age_seconds":…}`
+fn tail(cached: bool, stale: bool, age_seconds: u64) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_slice(if cached { b",\"cached\":true" } else { b",\"cached\":false" });
+    buf.put_slice(if stale { b",\"stale\":true" } else { b",\"stale\":false" });
+    buf.put_slice(b",\"age_seconds\":");
+    buf.put_slice(itoa::Buffer::new().format(age_seconds).as_bytes());
+    buf.put_u8(b'}');
+    buf.freeze()
 }
 
 /// Parses a timestamp the way every input of this service is read: RFC 3339
@@ -314,9 +359,9 @@ mod tests {
     fn the_body_is_the_spec_shape() {
         let wallet = Wallet::parse("0x52908400098527886e0f7030069857d2e4169ee7").expect("valid");
         let positions = Positions { positions: vec![usdc()], computed_at: None };
-        let snapshot = Snapshot::render(&positions, datetime!(2026-11-24 11:00 UTC));
+        let snapshot = Snapshot::render(&wallet, &positions, datetime!(2026-11-24 11:00 UTC));
         assert_eq!(snapshot.len(), 1);
-        let body = snapshot.body(&wallet, true, false, 120).to_bytes();
+        let body = snapshot.body(true, false, 120).to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
         assert_eq!(json["wallet"], wallet.as_str());
         assert_eq!(json["positions"][0], serde_json::to_value(usdc()).expect("serializes"));
@@ -325,9 +370,41 @@ mod tests {
             (json["cached"].clone(), json["stale"].clone(), json["age_seconds"].clone()),
             (true.into(), false.into(), 120.into())
         );
-        let stale = snapshot.body(&wallet, false, true, 0).to_bytes();
+        let stale = snapshot.body(false, true, 0).to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&stale).expect("valid JSON");
         assert_eq!((json["cached"].clone(), json["stale"].clone()), (false.into(), true.into()));
+    }
+
+    #[test]
+    fn the_etag_follows_what_the_answer_says_and_every_coding_decodes_to_the_identity_body() {
+        use std::io::Read;
+
+        let wallet = Wallet::parse("0x52908400098527886e0f7030069857d2e4169ee7").expect("valid");
+        let many = Positions { positions: vec![usdc(); 5], computed_at: None };
+        let at = datetime!(2026-11-24 11:00 UTC);
+        let snapshot = Snapshot::render(&wallet, &many, at);
+        assert!(snapshot.etag().starts_with("W/\"") && snapshot.etag().len() == 36, "{}", snapshot.etag());
+        assert_eq!(snapshot.etag(), Snapshot::render(&wallet, &many, at).etag(), "the same on every replica");
+        let later = Snapshot::render(&wallet, &many, at + time::Duration::SECOND);
+        assert_ne!(snapshot.etag(), later.etag(), "another computed_at");
+        let other = Wallet::parse("0x8617e340b3d01fa5f11f306f4090fd50e238070d").expect("valid");
+        assert_ne!(snapshot.etag(), Snapshot::render(&other, &many, at).etag(), "another wallet");
+
+        let identity = snapshot.body(true, true, 42).to_bytes();
+        for encoding in [Encoding::Gzip, Encoding::Brotli] {
+            let (body, used) = snapshot.encoded_body(encoding, true, true, 42);
+            assert_eq!(used, encoding);
+            let compressed = body.to_bytes();
+            let mut decoded = Vec::new();
+            match encoding {
+                Encoding::Gzip => flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut decoded),
+                _ => brotli::Decompressor::new(&compressed[..], 4096).read_to_end(&mut decoded),
+            }
+            .expect("decodes");
+            assert_eq!(decoded, identity, "{encoding:?}");
+        }
+        let small = Snapshot::render(&wallet, &Positions::default(), at);
+        assert_eq!(small.encoded_body(Encoding::Gzip, true, false, 0).1, Encoding::Identity, "too small to pack");
     }
 
     #[test]
@@ -353,10 +430,9 @@ mod tests {
     #[test]
     fn the_sources_computed_at_wins_over_fetched_at() {
         let positions = Positions { positions: vec![], computed_at: Some(datetime!(2026-11-24 09:00 +02:00)) };
-        let snapshot = Snapshot::render(&positions, datetime!(2026-11-24 11:00 UTC));
         let wallet = Wallet::parse("0x52908400098527886e0f7030069857d2e4169ee7").expect("valid");
-        let json: serde_json::Value =
-            serde_json::from_slice(&snapshot.body(&wallet, true, false, 0).to_bytes()).expect("valid");
+        let snapshot = Snapshot::render(&wallet, &positions, datetime!(2026-11-24 11:00 UTC));
+        let json: serde_json::Value = serde_json::from_slice(&snapshot.body(true, false, 0).to_bytes()).expect("valid");
         assert_eq!(json["computed_at"], "2026-11-24T07:00:00Z", "converted to UTC");
     }
 }

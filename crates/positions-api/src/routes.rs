@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use telemetry::{CacheStatus, Metrics};
@@ -42,6 +42,7 @@ use tracing::Instrument;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::body::Body;
+use crate::encoding::{self, Encoding};
 use crate::error::ApiError;
 use crate::request_context::{REQUEST_ID, RequestContext};
 use crate::service::{Answer, Origin, Service};
@@ -210,7 +211,7 @@ impl App {
         let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: method.to_string(), allow });
         if let Some(wallet) = path.strip_prefix(POSITIONS_PREFIX) {
             let (cache, result) = match *method {
-                Method::GET | Method::HEAD => self.get_positions(wallet, request.uri().query()).await,
+                Method::GET | Method::HEAD => self.get_positions(wallet, request).await,
                 Method::DELETE => (CacheStatus::None, self.delete_positions(request, wallet).await),
                 _ => (CacheStatus::None, not_allowed("GET, HEAD, DELETE")),
             };
@@ -234,27 +235,53 @@ impl App {
     /// A wallet's positions, and how the cache took part: `none` for a
     /// request refused before the lookup, and a failed load a `miss` (or
     /// a `bypass` with caching off), since it waited for the source.
-    async fn get_positions(&self, wallet: &str, query: Option<&str>) -> (CacheStatus, Result<HttpResponse, ApiError>) {
+    async fn get_positions<B>(
+        &self,
+        wallet: &str,
+        request: &Request<B>,
+    ) -> (CacheStatus, Result<HttpResponse, ApiError>) {
         let (wallet, force) = match Wallet::parse(wallet).map_err(ApiError::from).and_then(|wallet| {
-            let force = refresh_requested(query)?;
+            let force = refresh_requested(request.uri().query())?;
             Ok((wallet, force))
         }) {
             Ok(parsed) => parsed,
             Err(e) => return (CacheStatus::None, Err(e)),
         };
         match self.service.positions(&wallet, force).await {
-            Ok(answer) => (cache_status(&answer), Ok(self.positions_response(&wallet, &answer))),
+            Ok(answer) => (cache_status(&answer), Ok(self.positions_response(&answer, request.headers()))),
             Err(e) if self.service.cache_enabled() => (CacheStatus::Miss, Err(e)),
             Err(e) => (CacheStatus::Bypass, Err(e)),
         }
     }
 
-    fn positions_response(&self, wallet: &Wallet, answer: &Answer) -> HttpResponse {
+    /// A wallet's answer: `304 Not Modified` if the request already holds
+    /// this entry (`If-None-Match`), else the body in the best coding the
+    /// request accepts (see [`encoding`](crate::encoding)).
+    fn positions_response(&self, answer: &Answer, request: &HeaderMap) -> HttpResponse {
         let age = answer.age.as_secs();
-        let body = answer.snapshot.body(wallet, answer.cached, answer.stale, age);
+        let etag = answer.snapshot.etag();
+        let not_modified = if_none_match(request, etag);
+        let (body, encoding) = if not_modified {
+            (Body::default(), Encoding::Identity)
+        } else {
+            let accepted = encoding::negotiate(request).unwrap_or(Encoding::Identity);
+            answer.snapshot.encoded_body(accepted, answer.cached, answer.stale, age)
+        };
         let mut response = Response::new(body);
+        if not_modified {
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+        }
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if !not_modified {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(coding) = encoding.header() {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        if let Ok(etag) = HeaderValue::from_str(etag) {
+            headers.insert(ETAG, etag);
+        }
         headers.insert(AGE, HeaderValue::from(age));
         headers.insert(CACHE_CONTROL, self.cache_control.clone());
         if let Ok(status) = HeaderValue::from_maybe_shared(self.cache_status(answer)) {
@@ -502,6 +529,23 @@ fn route_name(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         _ => "/metrics",
     }
+}
+
+/// Whether the request's `If-None-Match` names `etag` (or is `*`), by weak
+/// comparison (RFC 9110 §13.1.2: `W/` is ignored on either side); several
+/// headers and comma-separated lists are read as one list.
+fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+    let ours = opaque(etag);
+    request
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || (tag.len() > 1 && opaque(tag) == ours)
+        })
 }
 
 /// A path or value cut to a length fit for an error message.

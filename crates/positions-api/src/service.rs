@@ -363,7 +363,7 @@ impl Service {
                 return held.map(|entry| self.serve_memory(wallet, entry));
             }
         };
-        let snapshot = Arc::new(Snapshot::render(&stored.value, OffsetDateTime::from(stored.fetched_at)));
+        let snapshot = Arc::new(Snapshot::render(wallet, &stored.value, OffsetDateTime::from(stored.fetched_at)));
         if !shared.cache.insert_if_newer(wallet.clone(), Arc::clone(&snapshot), stored.fetched_at)
             && let Some(entry) = shared.cache.get(wallet)
         {
@@ -500,7 +500,7 @@ impl Shared {
         if !self.enabled {
             let positions = source.fetch(&job.wallet).await?;
             let fetched_at = self.clock.now();
-            let snapshot = Arc::new(Snapshot::render(&positions, OffsetDateTime::from(fetched_at)));
+            let snapshot = Arc::new(Snapshot::render(&job.wallet, &positions, OffsetDateTime::from(fetched_at)));
             return Ok(Fetched { snapshot, fetched_at });
         }
         match (&self.fleet, &self.redis) {
@@ -526,7 +526,7 @@ impl Shared {
             Err(_) => return Err(SourceError::Timeout(self.source_timeout)),
         };
         let fetched_at = self.clock.now();
-        let snapshot = Arc::new(Snapshot::render(&positions, OffsetDateTime::from(fetched_at)));
+        let snapshot = Arc::new(Snapshot::render(wallet, &positions, OffsetDateTime::from(fetched_at)));
         let fetched = Fetched { snapshot, fetched_at };
         let kept = self.tombstones.store_unless_deleted(wallet, started_at, || {
             self.cache.insert_if_newer(wallet.clone(), Arc::clone(&fetched.snapshot), fetched_at);

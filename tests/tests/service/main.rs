@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_listener;
+mod conditional;
 mod connections;
 mod counting;
 mod failures;

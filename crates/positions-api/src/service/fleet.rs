@@ -210,7 +210,7 @@ async fn adopt(
         return None;
     }
     let fetched_at = stored.fetched_at;
-    let snapshot = Arc::new(Snapshot::render(&stored.value, OffsetDateTime::from(fetched_at)));
+    let snapshot = Arc::new(Snapshot::render(wallet, &stored.value, OffsetDateTime::from(fetched_at)));
     let kept = shared.tombstones.store_unless_deleted(wallet, started_at, || {
         shared.cache.insert_if_newer(wallet.clone(), Arc::clone(&snapshot), fetched_at);
     });
