@@ -20,7 +20,7 @@
 use cache_core::glob::{Pattern, escape};
 use cache_redis::envelope;
 use positions_api::source::http::parse_body;
-use positions_api::{Decimal, Position, Positions, Wallet};
+use positions_api::{Decimal, Position, Positions, Snapshot, StoredSnapshot, Wallet};
 
 /// The upstream body parser ([`parse_body`]).
 ///
@@ -119,27 +119,31 @@ fn exact_value(text: &str) -> Option<(bool, String, i64)> {
 }
 
 /// The Redis value envelope ([`envelope::decode`]) with the type the
-/// service stores in it, [`Positions`].
+/// service stores in it, [`StoredSnapshot`], and what the service makes of
+/// one ([`Snapshot::from_stored`]: inflating, checking).
 ///
 /// A value that decodes encodes again, and those bytes decode to the same
-/// value and time and are a fixed point of decode-then-encode (the input
-/// itself need not be: a decimal written `01.0` decodes but is written
-/// `1.0`). A decoded envelope cut short by one byte never decodes.
+/// value and time and are a fixed point of decode-then-encode. A decoded
+/// envelope cut short by one byte never decodes. A stored snapshot the
+/// service accepts is stored again as exactly the same value.
 ///
 /// # Panics
 ///
 /// When a property fails.
 pub fn envelope(bytes: &[u8]) {
-    let Ok(stored) = envelope::decode::<Positions>(bytes) else { return };
+    let Ok(stored) = envelope::decode::<StoredSnapshot>(bytes) else { return };
     let encoded = envelope::encode(&stored.value, stored.fetched_at).expect("a decoded value encodes again");
-    let again = envelope::decode::<Positions>(&encoded).expect("re-encoded bytes decode");
+    let again = envelope::decode::<StoredSnapshot>(&encoded).expect("re-encoded bytes decode");
     assert_eq!(again, stored, "the value or its fetched_at changed on the way through the envelope");
     let twice = envelope::encode(&again.value, again.fetched_at).expect("a decoded value encodes again");
     assert_eq!(twice, encoded, "encoding is not a fixed point of decode-then-encode");
     assert!(
-        envelope::decode::<Positions>(&bytes[..bytes.len() - 1]).is_err(),
+        envelope::decode::<StoredSnapshot>(&bytes[..bytes.len() - 1]).is_err(),
         "a valid envelope cut short by one byte still decodes"
     );
+    if let Some(snapshot) = Snapshot::from_stored(stored.value.clone()) {
+        assert_eq!(snapshot.to_stored(), stored.value, "an accepted snapshot is not stored as it came");
+    }
 }
 
 /// The longest error message a wallet may produce, whatever it was given:

@@ -16,7 +16,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use cache_redis::envelope;
 use positions_api::source::http::parse_body;
-use positions_api::{Confidence, Decimal, Position, Positions, Wallet};
+use positions_api::{Confidence, Decimal, Position, Positions, Snapshot, StoredSnapshot, Wallet};
 use proptest::prelude::*;
 use system_tests::fuzz_checks;
 use time::OffsetDateTime;
@@ -108,6 +108,14 @@ fn every_seed_and_fixed_regression_holds_and_known_open_ones_still_fail() {
     }
 }
 
+/// What the service stores in Redis for `positions` of a fixed wallet:
+/// the rendered, compressed snapshot.
+fn stored_of(positions: &Positions) -> StoredSnapshot {
+    let wallet = Wallet::parse("0x52908400098527886e0f7030069857d2e4169ee7").expect("a valid wallet");
+    let at = OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("in range");
+    Snapshot::render(&wallet, positions, at).to_stored()
+}
+
 /// The envelope seeds: values as the service stores them, written by
 /// `encode`. The test checks the committed files are exactly what `encode`
 /// writes today; `FUZZ_SEEDS=write` rewrites them (after an envelope
@@ -142,7 +150,7 @@ fn envelope_seeds() -> Vec<(&'static str, Vec<u8>)> {
         price_updated_at: None,
     };
     let fetched_at = UNIX_EPOCH + Duration::new(1_795_000_000, 123_456_789);
-    let encode = |value: &Positions| envelope::encode(value, fetched_at).expect("encodes");
+    let encode = |value: &Positions| envelope::encode(&stored_of(value), fetched_at).expect("encodes");
     vec![
         ("empty", encode(&Positions::default())),
         (
@@ -362,21 +370,23 @@ proptest! {
     }
 
     #[test]
-    fn envelope_holds_on_encoded_values(value in positions(), nanos in any::<u64>()) {
+    fn envelope_holds_on_encoded_values(positions in positions(), nanos in any::<u64>()) {
         let fetched_at = UNIX_EPOCH + Duration::from_nanos(nanos);
+        let value = stored_of(&positions);
         let bytes = envelope::encode(&value, fetched_at).expect("encodes");
         fuzz_checks::envelope(&bytes);
         // What `encode` wrote is canonical: it decodes to the value and
-        // encodes to the identical bytes.
-        let stored = envelope::decode::<Positions>(&bytes).expect("decodes");
+        // encodes to the identical bytes; the service takes it back.
+        let stored = envelope::decode::<StoredSnapshot>(&bytes).expect("decodes");
+        prop_assert!(Snapshot::from_stored(stored.value.clone()).is_some());
         prop_assert_eq!(&stored.value, &value);
         prop_assert_eq!(stored.fetched_at, fetched_at);
         prop_assert_eq!(envelope::encode(&stored.value, stored.fetched_at).expect("encodes"), bytes);
     }
 
     #[test]
-    fn envelope_holds_on_edited_envelopes(value in positions(), (kind, at, byte) in mutation()) {
-        let bytes = envelope::encode(&value, UNIX_EPOCH).expect("encodes");
+    fn envelope_holds_on_edited_envelopes(positions in positions(), (kind, at, byte) in mutation()) {
+        let bytes = envelope::encode(&stored_of(&positions), UNIX_EPOCH).expect("encodes");
         fuzz_checks::envelope(&mutate(bytes, kind, at, byte));
     }
 }

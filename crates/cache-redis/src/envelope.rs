@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic: CA C4 50 43 ("\xCA\xC4PC")
-//!      4     1  format version: 1
+//!      4     1  format version: 2
 //!      5     8  fetched_at: Unix time in nanoseconds, u64 big-endian
 //!     13     …  payload: the value, bincode 2 (serde, config::standard())
 //! ```
@@ -36,7 +36,7 @@
 //!
 //! let fetched_at = UNIX_EPOCH + Duration::new(1_764_000_000, 123_456_789);
 //! let bytes = envelope::encode(&vec!["USDC".to_owned(), "WETH".to_owned()], fetched_at).unwrap();
-//! assert_eq!(&bytes[..5], b"\xCA\xC4PC\x01");
+//! assert_eq!(&bytes[..5], b"\xCA\xC4PC\x02");
 //!
 //! let stored = envelope::decode::<Vec<String>>(&bytes).unwrap();
 //! assert_eq!(stored.value, ["USDC", "WETH"]);
@@ -56,7 +56,11 @@ use serde::de::DeserializeOwned;
 pub const MAGIC: [u8; 4] = [0xCA, 0xC4, b'P', b'C'];
 
 /// The envelope format this version writes, and the only one it reads.
-pub const VERSION: u8 = 1;
+///
+/// 2: what is stored became the rendered, compressed entry the service
+/// serves from (its `StoredSnapshot`) instead of the positions to render;
+/// version 1 values are misses, replaced by the next store.
+pub const VERSION: u8 = 2;
 
 /// Bytes before the payload: magic, version, `fetched_at`.
 pub const HEADER_LEN: usize = MAGIC.len() + 1 + 8;
@@ -260,8 +264,8 @@ mod tests {
         check(b"{\"json\": true}", DecodeError::BadMagic(*b"{\"js"));
 
         let mut other_version = good.clone();
-        other_version[4] = 2;
-        check(&other_version, DecodeError::UnknownVersion(2));
+        other_version[4] = 1;
+        check(&other_version, DecodeError::UnknownVersion(1));
 
         let mut trailing = good.clone();
         trailing.extend_from_slice(b"xy");

@@ -167,6 +167,47 @@ impl Packed {
         Some(Self { deflate: deflate.into(), crc: crc32fast::hash(head), head_len: head.len(), brotli: brotli.into() })
     }
 
+    /// Its parts, to be kept elsewhere (tier 2) and brought back by
+    /// [`unpack`](Self::unpack): the deflate stream, the head's CRC-32,
+    /// the Brotli stream.
+    pub fn parts(&self) -> (&[u8], u32, &[u8]) {
+        (&self.deflate, self.crc, &self.brotli)
+    }
+
+    /// Brings back what [`parts`](Self::parts) gave, with the head it
+    /// compresses (inflated, and checked against the CRC-32), or `None` if
+    /// the parts are not a sync-flushed deflate stream of a head with that
+    /// CRC, at most `max_head` bytes long. The Brotli stream is taken as
+    /// it is (it was made from the same head).
+    pub fn unpack(deflate: Vec<u8>, crc: u32, brotli: Vec<u8>, max_head: usize) -> Option<(Self, Vec<u8>)> {
+        let mut inflate = flate2::Decompress::new(false);
+        let mut head = Vec::with_capacity(deflate.len() * 4);
+        loop {
+            let consumed = usize::try_from(inflate.total_in()).ok()?;
+            if head.len() == head.capacity() {
+                head.reserve(head.len().max(1024));
+            }
+            let produced = head.len();
+            let status = inflate.decompress_vec(&deflate[consumed..], &mut head, flate2::FlushDecompress::Sync).ok()?;
+            let now_consumed = usize::try_from(inflate.total_in()).ok()?;
+            if head.len() > max_head || status == flate2::Status::StreamEnd {
+                return None;
+            }
+            if now_consumed == deflate.len() && head.len() < head.capacity() {
+                break;
+            }
+            if now_consumed == consumed && head.len() == produced && head.len() < head.capacity() {
+                // No progress with room to spare: the input is cut short.
+                return None;
+            }
+        }
+        if crc32fast::hash(&head) != crc || head.len() < MIN_COMPRESSED_HEAD {
+            return None;
+        }
+        let packed = Self { deflate: deflate.into(), crc, head_len: head.len(), brotli: brotli.into() };
+        Some((packed, head))
+    }
+
     /// The bytes this keeps in memory.
     pub fn heap_bytes(&self) -> usize {
         self.deflate.len() + self.brotli.len()
@@ -312,6 +353,20 @@ mod tests {
         gzip[crc_at] ^= 1;
         let mut decoded = Vec::new();
         assert!(flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut decoded).is_err());
+    }
+
+    #[test]
+    fn packed_parts_unpack_to_the_same_and_damage_is_refused() {
+        let head = head();
+        let packed = Packed::new(&head).unwrap();
+        let (deflate, crc, brotli) = packed.parts();
+        let (back, inflated) = Packed::unpack(deflate.to_vec(), crc, brotli.to_vec(), 1 << 20).expect("unpacks");
+        assert_eq!((&back, &inflated), (&packed, &head));
+        assert!(Packed::unpack(deflate.to_vec(), crc ^ 1, brotli.to_vec(), 1 << 20).is_none(), "another CRC");
+        assert!(Packed::unpack(deflate.to_vec(), crc, brotli.to_vec(), head.len() - 1).is_none(), "over the limit");
+        assert!(Packed::unpack(deflate[..deflate.len() / 2].to_vec(), crc, brotli.to_vec(), 1 << 20).is_none());
+        assert!(Packed::unpack(b"not deflate at all".to_vec(), crc, Vec::new(), 1 << 20).is_none());
+        assert!(Packed::unpack(Vec::new(), crc, Vec::new(), 1 << 20).is_none());
     }
 
     #[test]

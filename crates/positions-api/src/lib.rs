@@ -70,7 +70,7 @@ mod wallet;
 
 pub use body::Body;
 pub use error::ApiError;
-pub use model::{Confidence, Position, Positions, Snapshot, parse_timestamp, rfc3339};
+pub use model::{Confidence, Position, Positions, Snapshot, StoredSnapshot, parse_timestamp, rfc3339};
 pub use routes::{App, RouteSet};
 pub use rust_decimal::Decimal;
 pub use server::{Listeners, ServerOptions, connection_cap, serve};

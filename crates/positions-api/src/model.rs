@@ -193,6 +193,71 @@ impl Snapshot {
     }
 }
 
+/// What tier 2 keeps of a [`Snapshot`]: everything tier 1 needs to serve it
+/// without rendering, in the smallest form it has. A compressed snapshot
+/// keeps its two streams (the identity head is inflated back from the
+/// deflate one); a short one keeps its head as it is.
+///
+/// Encoded with bincode inside the versioned envelope of
+/// [`cache_redis::envelope`]; a change here is a new envelope version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSnapshot {
+    count: u32,
+    etag: String,
+    body: StoredBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum StoredBody {
+    /// The head, for a snapshot too short to compress.
+    Plain(Vec<u8>),
+    /// The compressed streams and the head's CRC-32.
+    Packed { deflate: Vec<u8>, crc: u32, brotli: Vec<u8> },
+}
+
+/// The longest head a stored snapshot may inflate to: far above any real
+/// wallet's (a few KB), it bounds what a corrupt or hostile value costs.
+const MAX_STORED_HEAD: usize = 64 << 20;
+
+impl Snapshot {
+    /// What tier 2 keeps of it.
+    pub fn to_stored(&self) -> StoredSnapshot {
+        let body = match &self.packed {
+            Some(packed) => {
+                let (deflate, crc, brotli) = packed.parts();
+                StoredBody::Packed { deflate: deflate.to_vec(), crc, brotli: brotli.to_vec() }
+            }
+            None => StoredBody::Plain(self.head.to_vec()),
+        };
+        StoredSnapshot { count: u32::try_from(self.count).unwrap_or(u32::MAX), etag: self.etag.to_string(), body }
+    }
+
+    /// The snapshot tier 2 kept, or `None` if what was kept does not hold
+    /// together (a deflate stream that does not inflate to a head with its
+    /// CRC-32, a head that is not an answer's, a malformed entity tag):
+    /// the caller treats it as a miss.
+    pub fn from_stored(stored: StoredSnapshot) -> Option<Self> {
+        let (head, packed) = match stored.body {
+            StoredBody::Plain(head) => (head, None),
+            StoredBody::Packed { deflate, crc, brotli } => {
+                let (packed, head) = Packed::unpack(deflate, crc, brotli, MAX_STORED_HEAD)?;
+                (head, Some(packed))
+            }
+        };
+        let well_formed = head.starts_with(b"{\"wallet\":\"")
+            && head.ends_with(b"\"")
+            && stored.etag.len() == 36
+            && stored.etag.starts_with("W/\"")
+            && stored.etag.ends_with('"');
+        well_formed.then(|| Self {
+            head: Bytes::from(head),
+            packed,
+            etag: stored.etag.into(),
+            count: usize::try_from(stored.count).unwrap_or(usize::MAX),
+        })
+    }
+}
+
 /// `,"cached":…,"stale":…,"age_seconds":…}`
 fn tail(cached: bool, stale: bool, age_seconds: u64) -> Bytes {
     let mut buf = BytesMut::with_capacity(64);
@@ -405,6 +470,43 @@ mod tests {
         }
         let small = Snapshot::render(&wallet, &Positions::default(), at);
         assert_eq!(small.encoded_body(Encoding::Gzip, true, false, 0).1, Encoding::Identity, "too small to pack");
+    }
+
+    #[test]
+    fn a_stored_snapshot_comes_back_whole_and_a_damaged_one_not_at_all() {
+        let wallet = Wallet::parse("0x52908400098527886e0f7030069857d2e4169ee7").expect("valid");
+        let at = datetime!(2026-11-24 11:00 UTC);
+        for positions in [Positions { positions: vec![usdc(); 10], computed_at: None }, Positions::default()] {
+            let snapshot = Snapshot::render(&wallet, &positions, at);
+            let stored = snapshot.to_stored();
+            let bytes = bincode::serde::encode_to_vec(&stored, bincode::config::standard()).expect("encodes");
+            let (decoded, _): (StoredSnapshot, usize) =
+                bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decodes");
+            assert_eq!(Snapshot::from_stored(decoded), Some(snapshot.clone()));
+            if positions.positions.len() == 10 {
+                assert!(
+                    bytes.len() < snapshot.head.len() / 2,
+                    "{} bytes kept of a {}-byte head",
+                    bytes.len(),
+                    snapshot.head.len()
+                );
+            }
+        }
+        let mut stored =
+            Snapshot::render(&wallet, &Positions { positions: vec![usdc(); 10], computed_at: None }, at).to_stored();
+        if let StoredBody::Packed { crc, .. } = &mut stored.body {
+            *crc ^= 1;
+        }
+        assert_eq!(Snapshot::from_stored(stored), None, "a wrong CRC");
+        let mut stored = Snapshot::render(&wallet, &Positions::default(), at).to_stored();
+        stored.etag = "W/\"short\"".into();
+        assert_eq!(Snapshot::from_stored(stored), None, "a malformed tag");
+        let plain = StoredSnapshot {
+            count: 0,
+            etag: format!("W/\"{}\"", "0".repeat(32)),
+            body: StoredBody::Plain(b"[]".to_vec()),
+        };
+        assert_eq!(Snapshot::from_stored(plain), None, "not an answer's head");
     }
 
     #[test]

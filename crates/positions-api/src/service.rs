@@ -45,7 +45,7 @@ use time::OffsetDateTime;
 
 pub use self::fleet::{Fleet, Tier2};
 use crate::error::ApiError;
-use crate::model::{Positions, Snapshot};
+use crate::model::{Snapshot, StoredSnapshot};
 use crate::request_context::{Traced, in_scope};
 use crate::source::{Source, SourceError};
 use crate::tombstones::Tombstones;
@@ -356,14 +356,14 @@ impl Service {
         let Some(redis) = shared.redis.as_ref() else {
             return held.map(|entry| self.serve_memory(wallet, entry));
         };
-        let stored = match redis.get::<Positions>(wallet.as_str()).await {
+        let stored = match redis.get::<StoredSnapshot>(wallet.as_str()).await {
             Ok(stored) => stored?,
             Err(e) => {
                 tracing::debug!(%wallet, error = %e, "redis read failed; treating it as a miss");
                 return held.map(|entry| self.serve_memory(wallet, entry));
             }
         };
-        let snapshot = Arc::new(Snapshot::render(wallet, &stored.value, OffsetDateTime::from(stored.fetched_at)));
+        let snapshot = Arc::new(shared.unstore(stored.value)?);
         if !shared.cache.insert_if_newer(wallet.clone(), Arc::clone(&snapshot), stored.fetched_at)
             && let Some(entry) = shared.cache.get(wallet)
         {
@@ -539,7 +539,8 @@ impl Shared {
         let Some(redis) = &self.redis else { return Ok(fetched) };
         // Kept as long as any window can use it.
         let expire_after = self.cache.policy().retention();
-        match redis.set_if_newer(wallet.as_str(), &positions, fetched_at, started_at, expire_after).await {
+        let stored = fetched.snapshot.to_stored();
+        match redis.set_if_newer(wallet.as_str(), &stored, fetched_at, started_at, expire_after).await {
             Ok(WriteOutcome::Stored) => {
                 if let Err(e) = self.tell_fleet(Kind::Stored, wallet.as_str(), fetched_at).await {
                     tracing::debug!(%wallet, error = %e, "could not tell the fleet of a store; their copies expire");
@@ -552,6 +553,16 @@ impl Shared {
             Err(e) => tracing::debug!(%wallet, error = %e, "redis write failed; the value is in memory only"),
         }
         Ok(fetched)
+    }
+
+    /// The snapshot tier 2 kept, or `None` (counted as a corrupt value,
+    /// read as a miss) if it does not hold together.
+    fn unstore(&self, stored: StoredSnapshot) -> Option<Snapshot> {
+        let snapshot = Snapshot::from_stored(stored);
+        if snapshot.is_none() {
+            self.metrics.tier2.record_corrupt_value();
+        }
+        snapshot
     }
 
     /// Drops `wallet` from memory if what is there was fetched at

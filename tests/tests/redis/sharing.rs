@@ -109,7 +109,7 @@ async fn a_corrupt_value_in_redis_is_a_miss_a_counter_and_then_replaced() {
 
     eventually("the garbage to be replaced", DEADLINE, || async {
         let raw = redis.get_raw(KEY).await.expect("a value");
-        cache_redis::envelope::decode::<positions_api::Positions>(&raw).is_ok()
+        cache_redis::envelope::decode::<positions_api::StoredSnapshot>(&raw).is_ok()
     })
     .await;
     service.stop().await;

@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc};
 
 use super::{Fetched, Job, Shared};
-use crate::model::{Positions, Snapshot};
+use crate::model::StoredSnapshot;
 use crate::source::{Source, SourceError};
 use crate::wallet::Wallet;
 
@@ -201,7 +201,7 @@ async fn adopt(
     started_at: SystemTime,
 ) -> Option<Fetched> {
     let wallet = &job.wallet;
-    let stored = redis.get::<Positions>(wallet.as_str()).await.ok()??;
+    let stored = redis.get::<StoredSnapshot>(wallet.as_str()).await.ok()??;
     let age = shared.clock.now().duration_since(stored.fetched_at).unwrap_or_default();
     let usable = shared.cache.policy().freshness(age) == Freshness::Fresh
         && held.is_none_or(|held| stored.fetched_at >= held)
@@ -210,7 +210,7 @@ async fn adopt(
         return None;
     }
     let fetched_at = stored.fetched_at;
-    let snapshot = Arc::new(Snapshot::render(wallet, &stored.value, OffsetDateTime::from(fetched_at)));
+    let snapshot = Arc::new(shared.unstore(stored.value)?);
     let kept = shared.tombstones.store_unless_deleted(wallet, started_at, || {
         shared.cache.insert_if_newer(wallet.clone(), Arc::clone(&snapshot), fetched_at);
     });
