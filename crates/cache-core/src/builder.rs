@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hash};
 use std::num::NonZero;
 use std::sync::Arc;
 
-use hashlink::DefaultHashBuilder;
+use hashbrown::DefaultHashBuilder;
 
 use crate::cache::{Cache, CacheParts};
 use crate::clock::{Clock, ClockSource};
@@ -120,7 +120,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Sets the hasher. The default is hashlink's (foldhash, randomly
+    /// Sets the hasher. The default is hashbrown's (foldhash, randomly
     /// seeded), which is fast and resists collision attacks.
     #[must_use]
     pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {

@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hashlink::DefaultHashBuilder;
+use hashbrown::DefaultHashBuilder;
 
 use crate::bounds::Bounds;
 use crate::builder::CacheBuilder;
@@ -636,7 +636,7 @@ impl Drop for Pending<'_> {
 /// Locks a shard. A panic in a caller's predicate or weigher unwinds
 /// through the guard and unlocks without poisoning; the shard keeps its
 /// books in step with its map wherever caller code runs (see the `shard`
-/// module), and hashlink never leaves a half-moved node, so the shard stays
+/// module), and its map never leaves an entry half moved, so the shard stays
 /// consistent and the cache usable.
 #[inline]
 fn lock<T>(shard: &ShardLock<T>) -> ShardGuard<'_, T> {

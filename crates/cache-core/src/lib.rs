@@ -70,6 +70,7 @@ mod clock;
 mod entry;
 pub mod glob;
 mod lock;
+mod lru_table;
 mod policy;
 mod shard;
 mod stats;

@@ -4,7 +4,7 @@
 //! its weight and the event counts, and its part in the cache-wide
 //! [`Bounds`] (every entry that enters or leaves is counted there too).
 //! Everything here runs under the shard's lock and does no allocation of
-//! its own beyond the map's, so the critical sections stay a few pointer
+//! its own beyond the map's, so the critical sections stay a few index
 //! updates long. Values that leave the shard are handed back to the caller
 //! to drop after the lock is released.
 //!
@@ -29,10 +29,8 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use hashlink::LruCache;
-use hashlink::linked_hash_map::RawEntryMut;
-
 use crate::bounds::{Bounds, Excess};
+use crate::lru_table::LruTable;
 use crate::policy::Windows;
 use crate::stats::{Event, Tally};
 
@@ -88,7 +86,7 @@ impl Stamp {
 }
 
 pub(crate) struct Shard<K, V, S> {
-    map: LruCache<K, Slot<V>, S>,
+    map: LruTable<K, Slot<V>, S>,
     weight: u64,
     bounds: Arc<Bounds>,
     weigher: Option<Weigher<K, V>>,
@@ -147,9 +145,9 @@ where
     pub(crate) fn new(hasher: S, weigher: Option<Weigher<K, V>>, windows: Windows, bounds: Arc<Bounds>) -> Self {
         Self {
             // The cache enforces its bounds across shards (so that it can
-            // count each eviction and bound weight too); hashlink's own bound
-            // stays off.
-            map: LruCache::with_hasher(usize::MAX, hasher),
+            // count each eviction and bound weight too): the map only
+            // orders.
+            map: LruTable::with_hasher(hasher),
             weight: 0,
             bounds,
             weigher,
@@ -189,31 +187,32 @@ where
             ReadMode::FailSafe => self.windows.fail_safe,
         };
         let mut expired = None;
-        let (found, event) = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
-            RawEntryMut::Occupied(mut occupied) => {
-                let slot = occupied.get();
+        let (found, event) = match self.map.find(hash, key) {
+            Some(at) => {
+                let (k, slot) = self.map.get(at);
                 let age = now.saturating_sub(slot.stamp.fetched_at());
                 if age <= limit {
                     let found = Slot { value: slot.value.clone(), stamp: slot.stamp };
                     let fresh = age <= self.windows.fresh && !slot.stamp.is_marked();
                     let event = if fresh { Event::Hit } else { Event::StaleHit };
                     if mode != ReadMode::Peek {
-                        occupied.to_back();
+                        self.map.touch(at);
                     }
                     (Some(found), event)
                 } else if age > self.windows.retain && mode != ReadMode::Peek {
                     // Weighed while still in place: see the module's docs.
-                    let weight = weigh(self.weigher.as_ref(), occupied.key(), &slot.value);
-                    let (k, slot) = occupied.remove_entry();
-                    self.forget(weight);
-                    self.tally.add(Event::Expiration, 1);
-                    expired = Some((k, slot.value));
+                    let weight = weigh(self.weigher.as_ref(), k, &slot.value);
+                    if let Some((k, slot)) = self.map.remove(hash, at) {
+                        self.forget(weight);
+                        self.tally.add(Event::Expiration, 1);
+                        expired = Some((k, slot.value));
+                    }
                     (None, Event::Miss)
                 } else {
                     (None, Event::Miss)
                 }
             }
-            RawEntryMut::Vacant(_) => (None, Event::Miss),
+            None => (None, Event::Miss),
         };
         if mode != ReadMode::Peek {
             self.tally.add(event, 1);
@@ -228,7 +227,8 @@ where
     #[inline]
     pub(crate) fn holds_newer(&self, hash: u64, key: &K, fetched_at: u64) -> bool {
         let fetched_at = Stamp::new(fetched_at).fetched_at();
-        self.map.raw_entry().from_key_hashed_nocheck(hash, key).is_some_and(|(_, slot)| {
+        self.map.find(hash, key).is_some_and(|at| {
+            let slot = self.map.get(at).1;
             let held = slot.stamp.fetched_at();
             held > fetched_at || (held == fetched_at && !slot.stamp.is_marked())
         })
@@ -242,7 +242,7 @@ where
     /// errs towards one revalidation too many rather than one too few.
     pub(crate) fn mark_stale_before(&mut self, before: u64) -> usize {
         let mut marked = 0;
-        for (_, slot) in &mut self.map {
+        for slot in self.map.values_mut() {
             if slot.stamp.fetched_at() < before && !slot.stamp.is_marked() {
                 slot.stamp = slot.stamp.marked();
                 marked += 1;
@@ -274,37 +274,42 @@ where
             // It could never fit: storing it would flush the cache and then
             // evict it anyway. Drop it, and any older value it replaces, since
             // serving that older value would be wrong.
-            if let RawEntryMut::Occupied(occupied) = self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
-                let old_weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
-                let (k, old) = occupied.remove_entry();
-                self.forget(old_weight);
-                removed.push(k, old.value);
+            if let Some(at) = self.map.find(hash, &key) {
+                let (k, old) = self.map.get(at);
+                let old_weight = weigh(self.weigher.as_ref(), k, &old.value);
+                if let Some((k, old)) = self.map.remove(hash, at) {
+                    self.forget(old_weight);
+                    removed.push(k, old.value);
+                }
             }
             removed.push(key, value);
             self.count(events, Event::Eviction, 1);
             return;
         }
         let slot = Slot { value, stamp: Stamp::new(fetched_at) };
-        let excess = match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
-            RawEntryMut::Occupied(mut occupied) => {
-                let old_weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
-                let old = std::mem::replace(occupied.get_mut(), slot);
-                occupied.to_back();
-                removed.push(key, old.value);
-                self.weight = self.weight.saturating_sub(old_weight).saturating_add(weight);
-                if weight >= old_weight {
-                    self.bounds.grow(weight - old_weight)
-                } else {
-                    self.bounds.shrink(old_weight - weight);
-                    Excess::default()
-                }
+        let excess = if let Some(at) = self.map.find(hash, &key) {
+            let (k, old) = self.map.get(at);
+            let old_weight = weigh(self.weigher.as_ref(), k, &old.value);
+            let old = std::mem::replace(self.map.get_mut(at), slot);
+            self.map.touch(at);
+            removed.push(key, old.value);
+            self.weight = self.weight.saturating_sub(old_weight).saturating_add(weight);
+            if weight >= old_weight {
+                self.bounds.grow(weight - old_weight)
+            } else {
+                self.bounds.shrink(old_weight - weight);
+                Excess::default()
             }
-            RawEntryMut::Vacant(vacant) => {
-                let excess = self.bounds.reserve(weight);
-                vacant.insert_hashed_nocheck(hash, key, slot);
-                self.weight = self.weight.saturating_add(weight);
-                excess
+        } else {
+            if self.map.is_full() {
+                // The map's indices are spent: this shard makes room
+                // for the new entry itself, before reserving it.
+                self.evict(Excess { entries: 1, weight: 0 }, now, removed, events);
             }
+            let excess = self.bounds.reserve(weight);
+            self.map.push_back(hash, key, slot);
+            self.weight = self.weight.saturating_add(weight);
+            excess
         };
         self.count(events, Event::Insertion, 1);
         if !excess.is_none() {
@@ -323,12 +328,15 @@ where
             // leaves the entry stored and counted.
             let old_weight = match &self.weigher {
                 None => 1,
-                Some(weigher) => match self.map.iter().next() {
-                    Some((k, old)) => weigher(k, &old.value),
+                Some(weigher) => match self.map.front() {
+                    Some(at) => {
+                        let (k, old) = self.map.get(at);
+                        weigher(k, &old.value)
+                    }
                     None => break,
                 },
             };
-            let Some((k, old)) = self.map.remove_lru() else {
+            let Some((k, old)) = self.map.remove_front() else {
                 break;
             };
             self.forget(old_weight);
@@ -345,16 +353,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, key) {
-            RawEntryMut::Occupied(occupied) => {
-                let weight = weigh(self.weigher.as_ref(), occupied.key(), &occupied.get().value);
-                let (k, slot) = occupied.remove_entry();
-                self.forget(weight);
-                self.tally.add(Event::Invalidation, 1);
-                Some((k, slot.value))
-            }
-            RawEntryMut::Vacant(_) => None,
-        }
+        let at = self.map.find(hash, key)?;
+        let (k, slot) = self.map.get(at);
+        let weight = weigh(self.weigher.as_ref(), k, &slot.value);
+        let (k, slot) = self.map.remove(hash, at)?;
+        self.forget(weight);
+        self.tally.add(Event::Invalidation, 1);
+        Some((k, slot.value))
     }
 
     /// Drops every entry for which `drop_it` says so, counting each as
@@ -389,7 +394,7 @@ where
 
     /// Visits entries from least to most recently used.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &Slot<V>)) {
-        for (k, slot) in &self.map {
+        for (k, slot) in self.map.iter() {
             f(k, slot);
         }
     }
@@ -407,7 +412,8 @@ fn weigh<K, V>(weigher: Option<&Weigher<K, V>>, key: &K, value: &V) -> u64 {
 ///
 /// The new entry is the shard's most recently used (evictions take from the
 /// other end), unless the evictions took it too, which leaves the shard
-/// empty. It is found by address: the key has moved into the map.
+/// empty. It is taken out under the hash it was stored with, so that no
+/// caller code runs here, in the middle of an unwind.
 struct UndoInsert<'a, K, V, S>
 where
     K: Hash + Eq,
@@ -430,14 +436,11 @@ where
             return;
         }
         let shard = &mut *self.shard;
-        let Some((newest, _)) = shard.map.iter().next_back() else {
+        let Some(newest) = shard.map.back() else {
             return;
         };
-        let newest: *const K = newest;
-        if let RawEntryMut::Occupied(occupied) =
-            shard.map.raw_entry_mut().from_hash(self.hash, |k| std::ptr::eq(k, newest))
-        {
-            drop(occupied.remove_entry());
+        if let Some(entry) = shard.map.remove(self.hash, newest) {
+            drop(entry);
             shard.forget(self.weight);
             shard.count(self.events, Event::Eviction, 1);
         }
@@ -466,6 +469,27 @@ mod tests {
         assert_eq!(marked.fetched_at(), t, "marking leaves the time alone");
         assert_eq!(marked.marked(), marked);
         assert_eq!(Stamp::new(0).marked().fetched_at(), 0);
+    }
+
+    #[test]
+    fn a_shard_whose_map_is_full_evicts_its_oldest_for_a_new_key() {
+        let bounds = Arc::new(Bounds::new(100, None));
+        let windows = Windows { fresh: 10, serve_stale: 10, fail_safe: 10, retain: 10 };
+        let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
+        let mut shard: Shard<u32, u32, _> = Shard::new(hasher.clone(), None, windows, Arc::clone(&bounds));
+        shard.map = LruTable::with_limit(hasher.clone(), 2);
+        let (mut removed, mut events) = (Removed::none(), Tally::default());
+        for k in 1..=3 {
+            shard.insert(hasher.hash_one(k), k, k, 0, 0, &mut removed, &mut events);
+        }
+        let mut held = Vec::new();
+        shard.for_each(|k, _| held.push(*k));
+        assert_eq!(held, [2, 3], "the least recently used entry made room");
+        assert_eq!(removed.first.map(|(k, _)| k), Some(1));
+        assert_eq!((bounds.len(), events.get(Event::Insertion), events.get(Event::Eviction)), (2, 3, 1));
+        // A key it holds is replaced in place, evicting nothing.
+        shard.insert(hasher.hash_one(2), 2, 20, 0, 0, &mut removed, &mut events);
+        assert_eq!((bounds.len(), events.get(Event::Eviction)), (2, 1));
     }
 
     #[test]
