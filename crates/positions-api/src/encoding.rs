@@ -16,7 +16,8 @@
 //!   length's complement, the tail), then the CRC-32 of head and tail
 //!   (continued from the head's, kept with the entry) and their length.
 //! - **br** (RFC 7932 Brotli): the head is compressed and *flushed* (the
-//!   encoder pads to a byte boundary, not last). An answer is those bytes,
+//!   encoder pads to a byte boundary, not last), at the first answer that
+//!   asks for `br`. An answer is those bytes,
 //!   an uncompressed meta-block holding the tail (three header bytes), and
 //!   an empty last meta-block (`03`).
 //!
@@ -29,6 +30,7 @@
 //! before `gzip` before `identity` on a tie.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderMap;
@@ -133,8 +135,11 @@ pub struct Packed {
     crc: u32,
     /// Length of the head.
     head_len: usize,
-    /// Brotli of the head, flushed, not last.
-    brotli: Bytes,
+    /// Brotli of the head, flushed, not last: made at the first answer
+    /// that asks for it (once per entry, like the deflate stream, but
+    /// only for entries some client wants in `br`, and never stored in
+    /// tier 2, which keeps the deflate stream alone).
+    brotli: OnceLock<Bytes>,
 }
 
 /// The gzip header: magic, deflate, no flags, no time, no extra flags, an
@@ -157,29 +162,40 @@ impl Packed {
         deflate.flush().expect("a sync flush into memory");
         let mut deflate = deflate.get_ref().clone();
         deflate.shrink_to_fit();
-
-        let mut brotli = brotli::CompressorWriter::new(Vec::new(), 4096, 9, 22);
-        brotli.write_all(head).expect("brotli into memory");
-        brotli.flush().expect("a brotli flush into memory");
-        let mut brotli = brotli.get_ref().clone();
-        brotli.shrink_to_fit();
-
-        Some(Self { deflate: deflate.into(), crc: crc32fast::hash(head), head_len: head.len(), brotli: brotli.into() })
+        Some(Self {
+            deflate: deflate.into(),
+            crc: crc32fast::hash(head),
+            head_len: head.len(),
+            brotli: OnceLock::new(),
+        })
     }
 
-    /// Its parts, to be kept elsewhere (tier 2) and brought back by
-    /// [`unpack`](Self::unpack): the deflate stream, the head's CRC-32,
-    /// the Brotli stream.
-    pub fn parts(&self) -> (&[u8], u32, &[u8]) {
-        (&self.deflate, self.crc, &self.brotli)
+    /// The Brotli stream of `head` (the head this was made from), made
+    /// the first time it is asked for.
+    fn brotli(&self, head: &[u8]) -> Bytes {
+        self.brotli
+            .get_or_init(|| {
+                let mut brotli = brotli::CompressorWriter::new(Vec::new(), 4096, 9, 22);
+                brotli.write_all(head).expect("brotli into memory");
+                brotli.flush().expect("a brotli flush into memory");
+                let mut brotli = brotli.get_ref().clone();
+                brotli.shrink_to_fit();
+                Bytes::from(brotli)
+            })
+            .clone()
+    }
+
+    /// What is kept of it elsewhere (tier 2) and brought back by
+    /// [`unpack`](Self::unpack): the deflate stream and the head's CRC-32.
+    pub fn parts(&self) -> (&[u8], u32) {
+        (&self.deflate, self.crc)
     }
 
     /// Brings back what [`parts`](Self::parts) gave, with the head it
     /// compresses (inflated, and checked against the CRC-32), or `None` if
     /// the parts are not a sync-flushed deflate stream of a head with that
-    /// CRC, at most `max_head` bytes long. The Brotli stream is taken as
-    /// it is (it was made from the same head).
-    pub fn unpack(deflate: Vec<u8>, crc: u32, brotli: Vec<u8>, max_head: usize) -> Option<(Self, Vec<u8>)> {
+    /// CRC, at most `max_head` bytes long.
+    pub fn unpack(deflate: Vec<u8>, crc: u32, max_head: usize) -> Option<(Self, Vec<u8>)> {
         let mut inflate = flate2::Decompress::new(false);
         let mut head = Vec::with_capacity(deflate.len() * 4);
         loop {
@@ -204,24 +220,24 @@ impl Packed {
         if crc32fast::hash(&head) != crc || head.len() < MIN_COMPRESSED_HEAD {
             return None;
         }
-        let packed = Self { deflate: deflate.into(), crc, head_len: head.len(), brotli: brotli.into() };
+        let packed = Self { deflate: deflate.into(), crc, head_len: head.len(), brotli: OnceLock::new() };
         Some((packed, head))
     }
 
     /// The bytes this keeps in memory.
     pub fn heap_bytes(&self) -> usize {
-        self.deflate.len() + self.brotli.len()
+        self.deflate.len() + self.brotli.get().map_or(0, Bytes::len)
     }
 
     /// The body for `tail` in `encoding` (not identity) as three chunks:
     /// what comes before the shared compressed head, the head, what comes
-    /// after it.
+    /// after it. `head` is the head this was made from.
     ///
     /// # Panics
     ///
     /// If `tail` is 64 KiB or more (tails are a few dozen bytes), or if
     /// `encoding` is identity.
-    pub fn body(&self, encoding: Encoding, tail: &[u8]) -> [Bytes; 3] {
+    pub fn body(&self, encoding: Encoding, head: &[u8], tail: &[u8]) -> [Bytes; 3] {
         let len = u16::try_from(tail.len()).expect("a tail under 64 KiB");
         match encoding {
             Encoding::Gzip => {
@@ -249,7 +265,7 @@ impl Packed {
                     after.put_slice(tail);
                 }
                 after.put_u8(0x03); // ISLAST 1, ISLASTEMPTY 1
-                [Bytes::new(), self.brotli.clone(), after.freeze()]
+                [Bytes::new(), self.brotli(head), after.freeze()]
             }
             Encoding::Identity => panic!("identity is not packed"),
         }
@@ -328,7 +344,7 @@ mod tests {
         for tail in [&b",\"cached\":true,\"stale\":false,\"age_seconds\":7}"[..], b"}", b""] {
             let expected: Vec<u8> = head.iter().chain(tail).copied().collect();
 
-            let gzip = concat(&packed.body(Encoding::Gzip, tail));
+            let gzip = concat(&packed.body(Encoding::Gzip, &head, tail));
             let mut decoded = Vec::new();
             flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut decoded).expect("valid gzip");
             assert_eq!(decoded, expected);
@@ -337,7 +353,7 @@ mod tests {
             flate2::read::MultiGzDecoder::new(&gzip[..]).read_to_end(&mut multi).expect("valid gzip");
             assert_eq!(multi, expected);
 
-            let br = concat(&packed.body(Encoding::Brotli, tail));
+            let br = concat(&packed.body(Encoding::Brotli, &head, tail));
             let mut decoded = Vec::new();
             brotli::Decompressor::new(&br[..], 4096).read_to_end(&mut decoded).expect("valid brotli");
             assert_eq!(decoded, expected);
@@ -347,8 +363,9 @@ mod tests {
 
     #[test]
     fn a_corrupted_trailer_is_caught() {
-        let packed = Packed::new(&head()).unwrap();
-        let mut gzip = concat(&packed.body(Encoding::Gzip, b"}"));
+        let head = head();
+        let packed = Packed::new(&head).unwrap();
+        let mut gzip = concat(&packed.body(Encoding::Gzip, &head, b"}"));
         let crc_at = gzip.len() - 8;
         gzip[crc_at] ^= 1;
         let mut decoded = Vec::new();
@@ -359,14 +376,14 @@ mod tests {
     fn packed_parts_unpack_to_the_same_and_damage_is_refused() {
         let head = head();
         let packed = Packed::new(&head).unwrap();
-        let (deflate, crc, brotli) = packed.parts();
-        let (back, inflated) = Packed::unpack(deflate.to_vec(), crc, brotli.to_vec(), 1 << 20).expect("unpacks");
+        let (deflate, crc) = packed.parts();
+        let (back, inflated) = Packed::unpack(deflate.to_vec(), crc, 1 << 20).expect("unpacks");
         assert_eq!((&back, &inflated), (&packed, &head));
-        assert!(Packed::unpack(deflate.to_vec(), crc ^ 1, brotli.to_vec(), 1 << 20).is_none(), "another CRC");
-        assert!(Packed::unpack(deflate.to_vec(), crc, brotli.to_vec(), head.len() - 1).is_none(), "over the limit");
-        assert!(Packed::unpack(deflate[..deflate.len() / 2].to_vec(), crc, brotli.to_vec(), 1 << 20).is_none());
-        assert!(Packed::unpack(b"not deflate at all".to_vec(), crc, Vec::new(), 1 << 20).is_none());
-        assert!(Packed::unpack(Vec::new(), crc, Vec::new(), 1 << 20).is_none());
+        assert!(Packed::unpack(deflate.to_vec(), crc ^ 1, 1 << 20).is_none(), "another CRC");
+        assert!(Packed::unpack(deflate.to_vec(), crc, head.len() - 1).is_none(), "over the limit");
+        assert!(Packed::unpack(deflate[..deflate.len() / 2].to_vec(), crc, 1 << 20).is_none());
+        assert!(Packed::unpack(b"not deflate at all".to_vec(), crc, 1 << 20).is_none());
+        assert!(Packed::unpack(Vec::new(), crc, 1 << 20).is_none());
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Snapshot {
     pub fn encoded_body(&self, encoding: Encoding, cached: bool, stale: bool, age_seconds: u64) -> (Body, Encoding) {
         match (&self.packed, encoding) {
             (Some(packed), Encoding::Gzip | Encoding::Brotli) => {
-                let [before, head, after] = packed.body(encoding, &tail(cached, stale, age_seconds));
+                let [before, head, after] = packed.body(encoding, &self.head, &tail(cached, stale, age_seconds));
                 (Body::parts(before, head, after), encoding)
             }
             _ => (self.body(cached, stale, age_seconds), Encoding::Identity),
@@ -195,8 +195,9 @@ impl Snapshot {
 
 /// What tier 2 keeps of a [`Snapshot`]: everything tier 1 needs to serve it
 /// without rendering, in the smallest form it has. A compressed snapshot
-/// keeps its two streams (the identity head is inflated back from the
-/// deflate one); a short one keeps its head as it is.
+/// keeps its deflate stream (the identity head is inflated back from it,
+/// and the gzip answers are made of it as they are); a short one keeps its
+/// head as it is.
 ///
 /// Encoded with bincode inside the versioned envelope of
 /// [`cache_redis::envelope`]; a change here is a new envelope version.
@@ -210,9 +211,14 @@ pub struct StoredSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum StoredBody {
     /// The head, for a snapshot too short to compress.
-    Plain(Vec<u8>),
-    /// The compressed streams and the head's CRC-32.
-    Packed { deflate: Vec<u8>, crc: u32, brotli: Vec<u8> },
+    Plain(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The deflate stream and the head's CRC-32 (bytes are read as one
+    /// copy, not byte by byte).
+    Packed {
+        #[serde(with = "serde_bytes")]
+        deflate: Vec<u8>,
+        crc: u32,
+    },
 }
 
 /// The longest head a stored snapshot may inflate to: far above any real
@@ -224,8 +230,8 @@ impl Snapshot {
     pub fn to_stored(&self) -> StoredSnapshot {
         let body = match &self.packed {
             Some(packed) => {
-                let (deflate, crc, brotli) = packed.parts();
-                StoredBody::Packed { deflate: deflate.to_vec(), crc, brotli: brotli.to_vec() }
+                let (deflate, crc) = packed.parts();
+                StoredBody::Packed { deflate: deflate.to_vec(), crc }
             }
             None => StoredBody::Plain(self.head.to_vec()),
         };
@@ -239,8 +245,8 @@ impl Snapshot {
     pub fn from_stored(stored: StoredSnapshot) -> Option<Self> {
         let (head, packed) = match stored.body {
             StoredBody::Plain(head) => (head, None),
-            StoredBody::Packed { deflate, crc, brotli } => {
-                let (packed, head) = Packed::unpack(deflate, crc, brotli, MAX_STORED_HEAD)?;
+            StoredBody::Packed { deflate, crc } => {
+                let (packed, head) = Packed::unpack(deflate, crc, MAX_STORED_HEAD)?;
                 (head, Some(packed))
             }
         };
