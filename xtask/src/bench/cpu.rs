@@ -427,6 +427,13 @@ fn clock_ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
+/// One clock tick as a percentage of the ceiling's CPU time in one run
+/// (the smaller of the two): the figures' resolution.
+fn tick_share(m: &Measured) -> f64 {
+    let ticks = median(&m.ceiling.cpu_us_per_request) * m.plan.requests as f64 * m.clock_ticks as f64 / 1e6;
+    if ticks > 0.0 { 100.0 / ticks } else { 100.0 }
+}
+
 fn render(m: &Measured) -> String {
     let plan = m.plan;
     let mut s = format!(
@@ -436,12 +443,14 @@ fn render(m: &Measured) -> String {
          returning the same bytes). Each server on core 0 with one worker thread; the load is {} requests \
          over {CONNECTIONS} keep-alive HTTP/1.1 connections, each sending its next request when answered. \
          The figure is the server's CPU time (user + system, every thread, from `/proc/PID/stat` in \
-         ticks of {} ms) over the run, divided by the requests: what one answer costs the machine, \
-         whatever the machine's load. The servers take turns, {} round(s) after an untimed warm-up, and \
+         ticks of {} ms) over the run, divided by the requests: what one answer costs the machine, which moves much \
+         less with the machine's other load than requests per second do (one tick is {:.0}% of a run's \
+         CPU time here, so ratios that close are alike). The servers take turns, {} round(s) after an untimed warm-up, and \
          each figure is the median of its rounds.\n\n",
         thousands(m.body_bytes as f64),
         thousands(plan.requests as f64),
         1000 / m.clock_ticks.max(1),
+        tick_share(m),
         plan.rounds,
     );
     let mut rows = Vec::new();
