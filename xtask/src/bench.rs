@@ -7,6 +7,7 @@
 //! its figures are noisier and the report says so.
 
 mod cache_core;
+mod cpu;
 mod figures;
 mod fleet;
 mod http_path;
@@ -38,9 +39,10 @@ pub(crate) enum Mode {
 type Section = (&'static str, fn(Mode) -> Result<String>);
 
 /// Every section, in the report's order.
-const SECTIONS: [Section; 7] = [
+const SECTIONS: [Section; 8] = [
     ("cache-core", cache_core::run_section),
     ("http-path", http_path::run_section),
+    ("cpu", cpu::run_section),
     ("realistic", realistic::run_section),
     ("memory", memory::run_section),
     ("stampede", stampede::run_section),

@@ -6,7 +6,10 @@
 //! every lookup, so the default clock is built for speed: on Linux it reads
 //! `CLOCK_REALTIME_COARSE` (a few nanoseconds, millisecond resolution) rather
 //! than `SystemTime::now()` (about thirty nanoseconds here). Millisecond
-//! resolution is ample for windows measured in seconds.
+//! resolution is ample for windows measured in seconds. rustix finds the
+//! vDSO through libc's aux vector (its `use-libc-auxv` feature), which is
+//! what lets the service run under valgrind: there the read falls back to
+//! the system call instead of faulting.
 //!
 //! Tests use [`ManualClock`] and move time by hand instead of sleeping.
 

@@ -66,14 +66,15 @@ const GENERATED_LEN: usize = 12 + 1 + 16;
 impl RequestContext {
     /// The context of a request with `headers`.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
-        let id = match headers.get(&REQUEST_ID).filter(|id| is_safe_id(id.as_bytes())) {
+        let [id, parent, state] = first_values(headers, [&REQUEST_ID, &TRACEPARENT, &TRACESTATE]);
+        let id = match id.filter(|id| is_safe_id(id.as_bytes())) {
             Some(id) => RequestId::Client(id.clone()),
             None => generate_id(),
         };
-        let traceparent = headers.get(&TRACEPARENT).and_then(|value| traceparent(value.as_bytes()));
+        let traceparent = parent.and_then(|value| traceparent(value.as_bytes()));
         let tracestate = traceparent
             .as_ref()
-            .and(headers.get(&TRACESTATE))
+            .and(state)
             .filter(|state| state.len() <= MAX_TRACESTATE_LEN && state.to_str().is_ok())
             .cloned();
         Self { id, traceparent, tracestate }
@@ -187,6 +188,23 @@ impl<K: std::fmt::Debug> std::fmt::Debug for Traced<K> {
     }
 }
 
+/// The first value of each of `names` in `headers`, as `HeaderMap::get`
+/// gives it, found in one pass over the request's headers: a request
+/// carries a handful, and comparing each name (a tag for the standard
+/// ones, a length and bytes for the others) costs less than hashing the
+/// three names for three lookups, on every request.
+fn first_values<'h, const N: usize>(headers: &'h HeaderMap, names: [&HeaderName; N]) -> [Option<&'h HeaderValue>; N] {
+    let mut found = [None; N];
+    for (name, value) in headers {
+        if let Some(i) = names.iter().position(|wanted| *wanted == name)
+            && found[i].is_none()
+        {
+            found[i] = Some(value);
+        }
+    }
+    found
+}
+
 /// Whether a client's request id can be kept as it is.
 fn is_safe_id(id: &[u8]) -> bool {
     (1..=MAX_ID_LEN).contains(&id.len()) && id.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
@@ -284,6 +302,25 @@ mod tests {
             assert_ne!(id, bad);
             assert!(is_safe_id(id.as_bytes()), "{id}");
         }
+    }
+
+    #[test]
+    fn the_first_of_repeated_headers_counts_as_a_lookup_would_find_it() {
+        let mut map = HeaderMap::new();
+        map.append("user-agent", HeaderValue::from_static("test"));
+        map.append("x-request-id", HeaderValue::from_static("first"));
+        map.append("tracestate", HeaderValue::from_static("a=1"));
+        map.append("x-request-id", HeaderValue::from_static("second"));
+        map.append("traceparent", HeaderValue::from_static(VALID));
+        map.append("tracestate", HeaderValue::from_static("b=2"));
+        let [id, parent, state] = first_values(&map, [&REQUEST_ID, &TRACEPARENT, &TRACESTATE]);
+        assert_eq!((id, parent, state), (map.get(&REQUEST_ID), map.get(&TRACEPARENT), map.get(&TRACESTATE)));
+        assert_eq!(id.map(HeaderValue::as_bytes), Some(b"first".as_slice()));
+        let context = RequestContext::from_headers(&map);
+        assert_eq!((context.id(), context.trace_id()), ("first", Some("4bf92f3577b34da6a3ce929d0e0e4736")));
+        assert_eq!(context.tracestate.as_ref().map(HeaderValue::as_bytes), Some(b"a=1".as_slice()));
+        let empty = HeaderMap::new();
+        assert_eq!(first_values(&empty, [&REQUEST_ID, &TRACEPARENT, &TRACESTATE]), [None; 3]);
     }
 
     #[test]

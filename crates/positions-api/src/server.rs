@@ -377,7 +377,17 @@ async fn connection(
         let app = Arc::clone(&shared.app);
         let leaving = *leaving.borrow() != Phase::Serving;
         async move {
-            let mut response = app.handle_on(request, routes).await;
+            // The application's future is several kilobytes (it holds the
+            // state of every route, loads from the source included), and a
+            // future is moved whole: hyper moves this one into its
+            // connection state for every request, so held inline it cost a
+            // copy of all of it per request, a third of the instructions of
+            // a cached answer. Written straight into a box allocated first
+            // (`Box::new(future)` would build it on the stack and copy it
+            // over), only the pointer moves. `cargo xtask bench --only cpu`
+            // counts the instructions.
+            let handling = Box::write(Box::new_uninit(), app.handle_on(request, routes));
+            let mut response = Box::into_pin(handling).await;
             if leaving && version == Version::Http1 {
                 // Leaving: the client opens its next request's connection
                 // anew, where the balancer no longer sends it here, instead
@@ -398,7 +408,12 @@ async fn connection(
     let (mut limits, mut grace) = (pin!(limits), pin!(grace));
     let mut closing = false;
     loop {
+        // Biased: the task wakes once or twice per request, nearly always
+        // for the connection itself, so it is polled first and no random
+        // start is drawn; the other branches are still polled on every wake
+        // it stays pending.
         let close = tokio::select! {
+            biased;
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
