@@ -89,12 +89,17 @@ pub fn negotiate(headers: &HeaderMap) -> Option<Encoding> {
                 }
             }
             let Some(q) = q else { continue };
-            let slot = match coding.to_ascii_lowercase().as_str() {
-                "br" => &mut br,
-                "gzip" | "x-gzip" => &mut gzip,
-                "identity" => &mut identity,
-                "*" => &mut any,
-                _ => continue,
+            let is = |name: &str| coding.eq_ignore_ascii_case(name);
+            let slot = if is("br") {
+                &mut br
+            } else if is("gzip") || is("x-gzip") {
+                &mut gzip
+            } else if is("identity") {
+                &mut identity
+            } else if coding == "*" {
+                &mut any
+            } else {
+                continue;
             };
             *slot = Some(slot.map_or(q, |previous: u16| previous.max(q)));
         }

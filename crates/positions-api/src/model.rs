@@ -12,6 +12,7 @@
 //! serialization of seventy decimals.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use http::HeaderValue;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -109,8 +110,9 @@ pub struct Snapshot {
     /// The head compressed once, if it is long enough (see
     /// [`encoding`](crate::encoding)).
     packed: Option<Packed>,
-    /// The weak entity tag: a digest of the head.
-    etag: Box<str>,
+    /// The weak entity tag, a digest of the head, ready to be sent (a
+    /// clone of it is a reference count, not a copy or a check).
+    etag: HeaderValue,
     count: usize,
 }
 
@@ -143,12 +145,8 @@ impl Snapshot {
             let _ = write!(etag, "{byte:02x}");
         }
         etag.push('"');
-        Self {
-            packed: Packed::new(&head),
-            head: Bytes::from(head),
-            etag: etag.into(),
-            count: positions.positions.len(),
-        }
+        let etag = HeaderValue::from_maybe_shared(Bytes::from(etag)).expect("quotes and hex digits are a header value");
+        Self { packed: Packed::new(&head), head: Bytes::from(head), etag, count: positions.positions.len() }
     }
 
     /// How many positions it holds.
@@ -170,6 +168,11 @@ impl Snapshot {
     /// (wallet, positions, `computed_at`), not of the per-request fields,
     /// so every replica gives the same entry the same tag.
     pub fn etag(&self) -> &str {
+        self.etag.to_str().unwrap_or_default()
+    }
+
+    /// [`etag`](Self::etag) as the `ETag` header's value.
+    pub fn etag_header(&self) -> &HeaderValue {
         &self.etag
     }
 
@@ -235,7 +238,7 @@ impl Snapshot {
             }
             None => StoredBody::Plain(self.head.to_vec()),
         };
-        StoredSnapshot { count: u32::try_from(self.count).unwrap_or(u32::MAX), etag: self.etag.to_string(), body }
+        StoredSnapshot { count: u32::try_from(self.count).unwrap_or(u32::MAX), etag: self.etag().to_owned(), body }
     }
 
     /// The snapshot tier 2 kept, or `None` if what was kept does not hold
@@ -255,12 +258,8 @@ impl Snapshot {
             && stored.etag.len() == 36
             && stored.etag.starts_with("W/\"")
             && stored.etag.ends_with('"');
-        well_formed.then(|| Self {
-            head: Bytes::from(head),
-            packed,
-            etag: stored.etag.into(),
-            count: usize::try_from(stored.count).unwrap_or(usize::MAX),
-        })
+        let etag = HeaderValue::from_maybe_shared(Bytes::from(stored.etag)).ok().filter(|_| well_formed)?;
+        Some(Self { head: Bytes::from(head), packed, etag, count: usize::try_from(stored.count).unwrap_or(usize::MAX) })
     }
 }
 

@@ -259,8 +259,8 @@ impl App {
     /// request accepts (see [`encoding`](crate::encoding)).
     fn positions_response(&self, answer: &Answer, request: &HeaderMap) -> HttpResponse {
         let age = answer.age.as_secs();
-        let etag = answer.snapshot.etag();
-        let not_modified = if_none_match(request, etag);
+        let etag = answer.snapshot.etag_header();
+        let not_modified = if_none_match(request, answer.snapshot.etag());
         let (body, encoding) = if not_modified {
             (Body::default(), Encoding::Identity)
         } else {
@@ -279,9 +279,7 @@ impl App {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
         }
         headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
-        if let Ok(etag) = HeaderValue::from_str(etag) {
-            headers.insert(ETAG, etag);
-        }
+        headers.insert(ETAG, etag.clone());
         headers.insert(AGE, HeaderValue::from(age));
         headers.insert(CACHE_CONTROL, self.cache_control.clone());
         if let Ok(status) = HeaderValue::from_maybe_shared(self.cache_status(answer)) {
@@ -535,7 +533,9 @@ fn route_name(path: &str) -> &'static str {
 /// comparison (RFC 9110 §13.1.2: `W/` is ignored on either side); several
 /// headers and comma-separated lists are read as one list.
 fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
-    let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+    fn opaque(tag: &str) -> &str {
+        tag.strip_prefix("W/").unwrap_or(tag)
+    }
     let ours = opaque(etag);
     request
         .get_all(IF_NONE_MATCH)
@@ -544,7 +544,7 @@ fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
         .flat_map(|value| value.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || (tag.len() > 1 && opaque(tag) == ours)
+            tag == "*" || opaque(tag) == ours
         })
 }
 

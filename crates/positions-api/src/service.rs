@@ -498,15 +498,24 @@ impl Shared {
     async fn load(&self, source: &dyn Source, job: Job) -> Result<Fetched, SourceError> {
         let started_at = self.clock.now();
         if !self.enabled {
-            let positions = source.fetch(&job.wallet).await?;
-            let fetched_at = self.clock.now();
-            let snapshot = Arc::new(Snapshot::render(&job.wallet, &positions, OffsetDateTime::from(fetched_at)));
-            return Ok(Fetched { snapshot, fetched_at });
+            return self.fetch(source, &job.wallet).await;
         }
         match (&self.fleet, &self.redis) {
             (Some(fleet), Some(redis)) => fleet.load(self, redis, source, &job, started_at).await,
             _ => self.fetch_and_store(source, &job.wallet, started_at).await,
         }
+    }
+
+    /// Fetches `wallet` from the source, within its own limit, and renders
+    /// it.
+    async fn fetch(&self, source: &dyn Source, wallet: &Wallet) -> Result<Fetched, SourceError> {
+        let positions = match tokio::time::timeout(self.source_timeout, source.fetch(wallet)).await {
+            Ok(fetched) => fetched?,
+            Err(_) => return Err(SourceError::Timeout(self.source_timeout)),
+        };
+        let fetched_at = self.clock.now();
+        let snapshot = Arc::new(Snapshot::render(wallet, &positions, OffsetDateTime::from(fetched_at)));
+        Ok(Fetched { snapshot, fetched_at })
     }
 
     /// Fetches `wallet` from the source and stores it in both tiers, by the
@@ -521,13 +530,8 @@ impl Shared {
         wallet: &Wallet,
         started_at: SystemTime,
     ) -> Result<Fetched, SourceError> {
-        let positions = match tokio::time::timeout(self.source_timeout, source.fetch(wallet)).await {
-            Ok(fetched) => fetched?,
-            Err(_) => return Err(SourceError::Timeout(self.source_timeout)),
-        };
-        let fetched_at = self.clock.now();
-        let snapshot = Arc::new(Snapshot::render(wallet, &positions, OffsetDateTime::from(fetched_at)));
-        let fetched = Fetched { snapshot, fetched_at };
+        let fetched = self.fetch(source, wallet).await?;
+        let fetched_at = fetched.fetched_at;
         let kept = self.tombstones.store_unless_deleted(wallet, started_at, || {
             self.cache.insert_if_newer(wallet.clone(), Arc::clone(&fetched.snapshot), fetched_at);
         });
