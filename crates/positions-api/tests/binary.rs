@@ -2,6 +2,10 @@
 //! help, serving the bundled sample on its defaults, and a clean stop on
 //! SIGTERM.
 
+mod support;
+
+use support::{exchange, try_get};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -118,14 +122,7 @@ fn start_logged(extra: &[(&str, &str)]) -> (Child, serde_json::Value, std::threa
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let mut log = Vec::new();
-    let listening = loop {
-        let line = lines.next().expect("a log line before exiting").expect("readable log");
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        log.push(line);
-        if event["message"] == "listening" {
-            break event;
-        }
-    };
+    let listening = support::until_listening(&mut lines, |line| log.push(line));
     let log = std::thread::spawn(move || {
         log.extend(lines.map_while(Result::ok));
         log
@@ -157,20 +154,6 @@ fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitS
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// One HTTP/1.1 request over a fresh connection; status and body, or what
-/// went wrong (a refused connection, a reset, no status line).
-fn try_get(addr: &str, path: &str) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| format!("read: {e}"))?;
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(format!("no status: {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
 }
 
 /// One HTTP/1.1 request on an open keep-alive connection, its answer read
@@ -343,29 +326,6 @@ fn admin_bind_moves_delete_and_metrics_to_their_own_listener() {
     assert!(body.contains("position_cache_hits_total"), "{body}");
     child.kill().expect("killed");
     child.wait().expect("reaped");
-}
-
-/// One HTTP/1.1 request with extra headers over a fresh connection;
-/// returns status, headers (names lower-cased) and body.
-fn exchange(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout set");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        std::fmt::Write::write_fmt(&mut request, format_args!("{name}: {value}\r\n")).expect("writing to a String");
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

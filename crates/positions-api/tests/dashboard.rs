@@ -9,6 +9,8 @@
 //! `cargo xtask ci` installs for promtool) scrapes it every 250 ms; the
 //! test is skipped where it is missing, except in CI.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -190,13 +192,7 @@ fn start_service(env: &[(&str, &str)]) -> (Running, String) {
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("a log line before exiting").expect("readable log");
-        let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        if event["message"] == "listening" {
-            break event["addr"].as_str().expect("an address").to_owned();
-        }
-    };
+    let addr = support::listening_addr(&support::until_listening(&mut lines, drop));
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     (Running(child), addr)

@@ -9,10 +9,10 @@
 //! config`, all in `cargo xtask deploy-check`; this file checks what those
 //! tools cannot know.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -104,13 +104,7 @@ fn start(env: &BTreeMap<String, String>) -> Running {
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("a log line before exiting").expect("readable log");
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        if event["message"] == "listening" {
-            break event["addr"].as_str().expect("an address").to_owned();
-        }
-    };
+    let addr = support::listening_addr(&support::until_listening(&mut lines, drop));
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     Running { child, addr }
@@ -137,24 +131,8 @@ fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
 /// One HTTP/1.1 request without a body over a fresh connection, closed
 /// after the answer.
 fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout set");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        write!(request, "{name}: {value}\r\n").expect("writing to a String cannot fail");
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply { status, headers, body: body.to_owned() }
+    let (status, headers, body) = support::exchange(addr, method, path, headers);
+    Reply { status, headers, body }
 }
 
 /// Runs `promtool check metrics` on `text`; `None` when promtool is not

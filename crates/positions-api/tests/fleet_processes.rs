@@ -2,8 +2,11 @@
 //! production: what the others do when the replica loading a wallet dies
 //! in the middle of its load.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod support;
+
+use support::try_get;
+
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -130,14 +133,9 @@ impl Replica {
             .expect("the binary starts");
         let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let addr = loop {
-            let line = lines.next().expect("a log line before exiting").expect("readable log");
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let addr = support::listening_addr(&support::until_listening(&mut lines, |line| {
             log.lock().expect("lock").push(line);
-            if event["message"] == "listening" {
-                break event["addr"].as_str().expect("an address").to_owned();
-            }
-        };
+        }));
         // Keep draining the log so the child never blocks on a full pipe.
         let kept = Arc::clone(&log);
         std::thread::spawn(move || {
@@ -183,20 +181,6 @@ impl Drop for Replica {
             }
         }
     }
-}
-
-/// One HTTP/1.1 GET over a fresh connection; status and body, or what went
-/// wrong (a refused connection, a reset, no status line).
-fn try_get(addr: &str, path: &str) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| format!("read: {e}"))?;
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(format!("no status: {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
 }
 
 /// A request on its thread: the thread returns the answer and when it came.
