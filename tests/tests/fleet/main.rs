@@ -33,6 +33,12 @@ pub(crate) const TOKEN: &str = "fleet-t0ken";
 /// fleet`'s to measure.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
+/// The replicas' Redis operation timeout. A Redis that cannot answer in time
+/// is one that cannot say who loads, and each replica then loads alone (as
+/// it must): on a machine busy enough to miss the default 100 ms, the tests
+/// would see the fallback instead of the coordination they are about.
+const REDIS_TIMEOUT_MS: u64 = 2_000;
+
 /// Three replicas, one Redis, one source, one clock.
 pub(crate) struct Fleet {
     pub(crate) redis: RedisServer,
@@ -48,10 +54,21 @@ impl Fleet {
         let redis = RedisServer::start();
         let source = Arc::new(FakeSource::new());
         let clock = ManualClock::starting_now();
+        // The tests hold the source while they look at the replicas; a
+        // source call that timed out meanwhile would let another replica
+        // take the lease over and call again, however slow the machine.
+        let mut options = system_tests::service::default_options();
+        options.refresh.timeout = DEADLINE * 3;
         let mut replicas = Vec::new();
         for _ in 0..3 {
-            let replica =
-                TestService::builder(source.clone()).redis(&redis.url()).clock(&clock).admin_token(TOKEN).start().await;
+            let replica = TestService::builder(source.clone())
+                .options(options.clone())
+                .redis(&redis.url())
+                .redis_timeout_ms(REDIS_TIMEOUT_MS)
+                .clock(&clock)
+                .admin_token(TOKEN)
+                .start()
+                .await;
             replicas.push(replica);
         }
         let fleet = Self { redis, source, clock, replicas };
