@@ -122,6 +122,11 @@ impl RequestContext {
         CURRENT.scope(self, future)
     }
 
+    /// Runs `f` with a copy of this context as the current one.
+    pub(crate) fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self.clone(), f)
+    }
+
     /// Sets the id and trace context on a request to the upstream.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         headers.insert(REQUEST_ID.clone(), self.id_header());

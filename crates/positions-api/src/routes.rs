@@ -45,7 +45,7 @@ use crate::body::Body;
 use crate::encoding::{self, Encoding};
 use crate::error::ApiError;
 use crate::request_context::{REQUEST_ID, RequestContext};
-use crate::service::{Answer, Origin, Service};
+use crate::service::{Answer, Looked, Origin, Service};
 use crate::wallet::Wallet;
 
 /// RFC 9211's response header.
@@ -56,6 +56,25 @@ const CACHE_NAME: &str = "positions-api";
 const POSITIONS_ROUTE: &str = "/v4/positions/{wallet}";
 const ALL_POSITIONS_ROUTE: &str = "/v4/positions";
 const POSITIONS_PREFIX: &str = "/v4/positions/";
+/// The headers of a wallet's answer: `Content-Type`, `Content-Encoding`,
+/// `Vary`, `ETag`, `Age`, `Cache-Control`, `Cache-Status` and the request
+/// id.
+const ANSWER_HEADERS: usize = 8;
+
+/// Where [`App::route_now`] leaves a request.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made and matched at once on the stack; boxing the answer would allocate on the hot path"
+)]
+enum Routed {
+    /// Answered from tier 1: the route, how the cache took part, the
+    /// response.
+    Now((&'static str, CacheStatus, Result<HttpResponse, ApiError>)),
+    /// A wallet's answer that waits for tier 2 or a load.
+    Load { wallet: Wallet, force: bool, looked: Looked },
+    /// Anything else.
+    Elsewhere,
+}
 
 /// The source revision this binary was built from (`build.rs`), or
 /// `unknown` outside a git checkout.
@@ -158,7 +177,25 @@ impl App {
         } else {
             tracing::Span::none()
         };
-        let (route, cache, result) = context.scope(self.route(&request, routes)).instrument(span.clone()).await;
+        // Most answers are tier-1 hits, which wait for nothing: they are
+        // made here, without building the route's future. That future is as
+        // large as its largest branch (a load from the source), and moving
+        // it into the request's scope and span copied all of it on every
+        // request; the answers that must wait build it in a box, where only
+        // a pointer moves. `cargo xtask bench --only cpu` counts the
+        // instructions.
+        let now = context.sync_scope(|| span.in_scope(|| self.route_now(&request)));
+        let (route, cache, result) = match now {
+            Routed::Now(done) => done,
+            Routed::Load { wallet, force, looked } => {
+                let loading = Box::write(Box::new_uninit(), self.load_positions(wallet, force, looked, &request));
+                context.scope(Box::into_pin(loading)).instrument(span.clone()).await
+            }
+            Routed::Elsewhere => {
+                let routing = Box::write(Box::new_uninit(), self.route(&request, routes));
+                context.scope(Box::into_pin(routing)).instrument(span.clone()).await
+            }
+        };
         // For HEAD, hyper sends the headers (Content-Length included) and
         // drops the body.
         let mut response = result.unwrap_or_else(|e| e.to_response());
@@ -247,8 +284,58 @@ impl App {
             Ok(parsed) => parsed,
             Err(e) => return (CacheStatus::None, Err(e)),
         };
-        match self.service.positions(&wallet, force).await {
-            Ok(answer) => (cache_status(&answer), Ok(self.positions_response(&answer, request.headers()))),
+        let answered = self.service.positions(&wallet, force).await;
+        self.positions_answer(answered, request.headers())
+    }
+
+    /// A wallet's positions when tier 1 answers on its own, or what the
+    /// answer must wait for. Every other request, and a request for
+    /// positions that is refused (a bad host, wallet or query), is routed
+    /// [`Elsewhere`](Routed::Elsewhere), by [`route`](Self::route). A
+    /// `GET` of a wallet is never an admin route, so the route set does not
+    /// matter here.
+    fn route_now<B>(&self, request: &Request<B>) -> Routed {
+        let method = request.method();
+        let Some(wallet) = request.uri().path().strip_prefix(POSITIONS_PREFIX) else {
+            return Routed::Elsewhere;
+        };
+        if !(method == Method::GET || method == Method::HEAD) || host_is_valid(request).is_err() {
+            return Routed::Elsewhere;
+        }
+        let (Ok(wallet), Ok(force)) = (Wallet::parse(wallet), refresh_requested(request.uri().query())) else {
+            return Routed::Elsewhere;
+        };
+        match self.service.from_memory(&wallet, force) {
+            Ok(answer) => {
+                let (cache, result) = self.positions_answer(Ok(answer), request.headers());
+                Routed::Now((POSITIONS_ROUTE, cache, result))
+            }
+            Err(looked) => Routed::Load { wallet, force, looked },
+        }
+    }
+
+    /// The rest of a wallet's answer after [`route_now`](Self::route_now)
+    /// found that it has to wait: tier 2, or a load.
+    async fn load_positions<B>(
+        &self,
+        wallet: Wallet,
+        force: bool,
+        looked: Looked,
+        request: &Request<B>,
+    ) -> (&'static str, CacheStatus, Result<HttpResponse, ApiError>) {
+        let answered = self.service.positions_beyond_memory(&wallet, force, looked).await;
+        let (cache, result) = self.positions_answer(answered, request.headers());
+        (POSITIONS_ROUTE, cache, result)
+    }
+
+    /// The response to a wallet's answer, and how the cache took part.
+    fn positions_answer(
+        &self,
+        answered: Result<Answer, ApiError>,
+        request: &HeaderMap,
+    ) -> (CacheStatus, Result<HttpResponse, ApiError>) {
+        match answered {
+            Ok(answer) => (cache_status(&answer), Ok(self.positions_response(&answer, request))),
             Err(e) if self.service.cache_enabled() => (CacheStatus::Miss, Err(e)),
             Err(e) => (CacheStatus::Bypass, Err(e)),
         }
@@ -272,6 +359,9 @@ impl App {
             *response.status_mut() = StatusCode::NOT_MODIFIED;
         }
         let headers = response.headers_mut();
+        // Room for every header set here and the request id set after:
+        // filling an empty map grew it once per answer.
+        headers.reserve(ANSWER_HEADERS);
         if !not_modified {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

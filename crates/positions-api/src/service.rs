@@ -103,6 +103,17 @@ pub struct Answer {
     pub origin: Origin,
 }
 
+/// Why [`Service::from_memory`] did not answer, which the rest of the
+/// answer ([`Service::positions_beyond_memory`]) needs to know so that it
+/// looks tier 1 up once, not twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looked {
+    /// Tier 1 was looked up and does not hold the wallet.
+    Missed,
+    /// Tier 1 was not looked up.
+    NotLooked,
+}
+
 /// What a load produces: the rendered positions and when they were fetched.
 #[derive(Debug, Clone)]
 struct Fetched {
@@ -262,24 +273,64 @@ impl Service {
     /// [`ApiError::Overloaded`] or [`ApiError::ShuttingDown`] when a load
     /// was needed and failed with nothing servable cached.
     pub async fn positions(&self, wallet: &Wallet, force_refresh: bool) -> Result<Answer, ApiError> {
+        match self.from_memory(wallet, force_refresh) {
+            Ok(answer) => Ok(answer),
+            Err(looked) => self.positions_beyond_memory(wallet, force_refresh, looked).await,
+        }
+    }
+
+    /// The answer tier 1 gives on its own, without waiting for anything:
+    /// what [`positions`](Self::positions) answers first when it can. Its
+    /// error says what the rest of the answer needs: tier 1 was looked up
+    /// and missed, or it was not looked up (caching off, a forced refresh
+    /// of a wallet not loaded lately, or a tier 1 that cannot answer alone
+    /// while the fleet's channel is down).
+    ///
+    /// # Errors
+    ///
+    /// [`Looked`] when the answer has to be awaited: pass it on to
+    /// [`positions_beyond_memory`](Self::positions_beyond_memory).
+    pub fn from_memory(&self, wallet: &Wallet, force_refresh: bool) -> Result<Answer, Looked> {
         let shared = &self.shared;
-        if shared.enabled {
-            if force_refresh {
-                if let Some(answer) = self.recently_loaded(wallet) {
-                    return Ok(answer);
-                }
-            } else {
-                match shared.cache.get(wallet) {
-                    Some(entry) if shared.trusts_memory() => return Ok(self.serve_memory(wallet, entry)),
-                    // The fleet's channel is down: what memory holds may
-                    // have been deleted or replaced elsewhere meanwhile, so
-                    // Redis has the last word, if it can answer.
-                    held => {
-                        if let Some(answer) = self.read_redis(wallet, held).await {
-                            return Ok(answer);
-                        }
-                    }
-                }
+        if !shared.enabled {
+            return Err(Looked::NotLooked);
+        }
+        if force_refresh {
+            return self.recently_loaded(wallet).ok_or(Looked::NotLooked);
+        }
+        // The fleet's channel is down: what memory holds may have been
+        // deleted or replaced elsewhere meanwhile, so Redis has the last
+        // word, if it can answer.
+        if !shared.trusts_memory() {
+            return Err(Looked::NotLooked);
+        }
+        match shared.cache.get(wallet) {
+            Some(entry) => Ok(self.serve_memory(wallet, entry)),
+            None => Err(Looked::Missed),
+        }
+    }
+
+    /// The rest of [`positions`](Self::positions) after
+    /// [`from_memory`](Self::from_memory) could not answer: tier 2, then a
+    /// load.
+    ///
+    /// # Errors
+    ///
+    /// As [`positions`](Self::positions).
+    pub async fn positions_beyond_memory(
+        &self,
+        wallet: &Wallet,
+        force_refresh: bool,
+        looked: Looked,
+    ) -> Result<Answer, ApiError> {
+        let shared = &self.shared;
+        if shared.enabled && !force_refresh {
+            let held = match looked {
+                Looked::Missed => None,
+                Looked::NotLooked => shared.cache.get(wallet),
+            };
+            if let Some(answer) = self.read_redis(wallet, held).await {
+                return Ok(answer);
             }
         }
         // Every answer that is not served from a cache is a miss: a cold
