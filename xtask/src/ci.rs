@@ -12,8 +12,9 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     // The Redis tests start their own redis-server processes; the metrics
     // tests run promtool on the exposition, and the dashboard test a
     // Prometheus server (one package has both); deploy-check uses promtool and
-    // docker-compose. One apt-get run for all of them.
-    tools::ensure(&[tools::REDIS, tools::PROMTOOL, tools::PROMETHEUS, tools::DOCKER_COMPOSE])?;
+    // docker-compose; the browser test runs Chromium headless. One apt-get
+    // run for all of them.
+    tools::ensure(&tools::CI)?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     // A few seconds: linters and validators of `deploy/`.
     deploy::run_deploy_check(&[])?;

@@ -20,8 +20,8 @@ cargo xtask <command>
 commands:
   ci       everything CI checks: rustfmt, clippy (warnings denied), docs
            (warnings denied), every test including doc tests; installs
-           redis-server first where it is missing; includes deploy-check
-           and api-check
+           the system programs it needs first where missing (see
+           `tools`); includes deploy-check and api-check
   api-check
            docs/openapi.yaml against the real binary (bundled ledger) by
            schemathesis with every check, on the main and admin listeners;
@@ -42,6 +42,10 @@ commands:
   gen-ledger
            a deterministic ledger for benchmarks
            [--wallets 100000] [--out target/ledger-100k] [--seed 1]
+  tools    installs the system programs `ci` needs (redis-server,
+           promtool, prometheus, docker-compose, chromium) where missing,
+           with apt-get as root; or only the ones named
+           [PROGRAM]... (also wrk, nginx, taskset, for `bench`)
   help     this text
 ";
 
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Some("gen-ledger") => gen_ledger::run(&args[1..]),
         Some("api-check") => api_check::run_api_check(&args[1..]),
         Some("deploy-check") => deploy::run_deploy_check(&args[1..]),
+        Some("tools") => tools::run_tools(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");
             return ExitCode::from(2);

@@ -42,6 +42,39 @@ pub(crate) const PROMETHEUS: Tool = Tool { program: "prometheus", package: "prom
 /// `docker-compose`, which validates `deploy/compose.yaml` without an engine.
 pub(crate) const DOCKER_COMPOSE: Tool = Tool { program: "docker-compose", package: "docker-compose" };
 
+/// Chromium, run headless by the browser test
+/// (`crates/positions-api/tests/browser.rs`) to check that the bodies a
+/// browser decodes equal the identity body.
+pub(crate) const CHROMIUM: Tool = Tool { program: "chromium", package: "chromium" };
+
+/// The apt-installed tools `cargo xtask ci` needs, installed in one
+/// `apt-get` run: `redis-server` for the tests that start their own Redis;
+/// promtool for the metrics exposition and Prometheus for the dashboard
+/// test (one package has both); docker-compose for deploy-check; Chromium
+/// for the browser test.
+pub(crate) const CI: [Tool; 5] = [REDIS, PROMTOOL, PROMETHEUS, DOCKER_COMPOSE, CHROMIUM];
+
+/// Every apt-installed tool, by program name, for `cargo xtask tools`.
+const ALL: [Tool; 8] = [REDIS, WRK, NGINX, TASKSET, PROMTOOL, PROMETHEUS, DOCKER_COMPOSE, CHROMIUM];
+
+/// `cargo xtask tools [PROGRAM]...`: installs the named programs (every
+/// program `cargo xtask ci` needs when none is named) where they are
+/// missing, as `ci` and `bench` would.
+pub(crate) fn run_tools(args: &[String]) -> Result<()> {
+    if args.is_empty() {
+        return ensure(&CI);
+    }
+    let mut wanted = Vec::new();
+    for arg in args {
+        let Some(tool) = ALL.iter().find(|t| t.program == arg) else {
+            let known: Vec<&str> = ALL.iter().map(|t| t.program).collect();
+            bail!("`tools` does not know {arg:?}; known: {}", known.join(", "));
+        };
+        wanted.push(*tool);
+    }
+    ensure(&wanted)
+}
+
 /// A program that a package from the Python package index installs, pinned
 /// so every run lints alike.
 #[derive(Debug, Clone, Copy)]

@@ -22,8 +22,9 @@
 //!   an empty last meta-block (`03`).
 //!
 //! A decoder sees one ordinary stream, and decodes exactly the identity
-//! body: the tests check that with `flate2` and `brotli` here, and with
-//! curl, Python and headless Chromium in the system tests.
+//! body: the tests check that with `flate2` and `brotli` here, with curl
+//! and Python in the system tests, and with headless Chromium in the
+//! binary's `tests/browser.rs`.
 //!
 //! Which coding an answer gets follows the request's `Accept-Encoding`
 //! ([`negotiate`]): the acceptable coding with the highest q-value, `br`

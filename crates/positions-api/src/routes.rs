@@ -209,6 +209,8 @@ impl App {
         }
         if self.access_log {
             let bytes = hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0);
+            // The coding the body went out in: what a client's decoder saw.
+            let encoding = response.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
             span.in_scope(|| {
                 tracing::info!(
                     target: "access",
@@ -218,6 +220,7 @@ impl App {
                     cache = cache.as_str(),
                     duration_ms = elapsed.as_secs_f64() * 1000.0,
                     bytes,
+                    encoding,
                     request_id = request_id.to_str().unwrap_or_default(),
                     "request"
                 );

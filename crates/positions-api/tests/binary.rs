@@ -368,6 +368,10 @@ fn the_json_access_log_has_one_line_per_request_with_json_values() {
     let generated = header(&headers, "x-request-id").expect("an id is generated").to_owned();
     assert!(generated != "bad id with spaces" && !generated.is_empty());
     assert_eq!(exchange(&addr, "GET", "/nowhere", &[]).0, 404);
+    // HEAD: the same headers as a GET, without the binary body.
+    let (status, headers, _) = exchange(&addr, "HEAD", WALLET, &[("Accept-Encoding", "gzip")]);
+    assert_eq!((status, header(&headers, "content-encoding")), (200, Some("gzip")));
+    let gzip_length: u64 = header(&headers, "content-length").and_then(|v| v.parse().ok()).expect("a length");
     // A line logged while handling a request carries its id.
     let authorization = ("Authorization", "Bearer t0ken");
     assert_eq!(exchange(&addr, "DELETE", WALLET, &[authorization, ("X-Request-Id", "admin-7")]).0, 200);
@@ -375,7 +379,7 @@ fn the_json_access_log_has_one_line_per_request_with_json_values() {
     let log = log.join().expect("log reader");
 
     let access = access_lines(&log);
-    assert_eq!(access.len(), 4, "one line per request: {log:#?}");
+    assert_eq!(access.len(), 5, "one line per request: {log:#?}");
     let first = &access[0];
     assert_eq!(first["method"], "GET");
     assert_eq!(first["route"], "/v4/positions/{wallet}");
@@ -387,9 +391,15 @@ fn the_json_access_log_has_one_line_per_request_with_json_values() {
     assert_eq!((&second["cache"], &second["request_id"]), (&serde_json::json!("hit"), &serde_json::json!(generated)));
     assert_eq!(second["bytes"].as_u64(), Some(body.len() as u64));
     assert_eq!(
+        (&first["encoding"], &second["encoding"]),
+        (&serde_json::json!("identity"), &serde_json::json!("identity"))
+    );
+    assert_eq!(
         (&access[2]["route"], &access[2]["status"], &access[2]["cache"]),
         (&serde_json::json!("unmatched"), &serde_json::json!(404), &serde_json::json!("none"))
     );
+    // The coding the answer went out in, and the size as sent.
+    assert_eq!((&access[3]["encoding"], access[3]["bytes"].as_u64()), (&serde_json::json!("gzip"), Some(gzip_length)));
     let invalidated = log
         .iter()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -454,6 +464,7 @@ fn the_text_access_log_is_one_line_per_request() {
         "cache=\"miss\"",
         "duration_ms=",
         "bytes=",
+        "encoding=\"identity\"",
         "request_id=\"text-1\"",
     ] {
         assert!(access[0].contains(field), "no {field} in {}", access[0]);

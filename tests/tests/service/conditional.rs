@@ -1,7 +1,8 @@
 //! Conditional requests and compressed answers, checked with this crate's
 //! client, with curl and with Python: an `ETag` that names what the answer
 //! says, `304` for a client that holds it, and gzip or br bodies that
-//! decode to the identity body byte for byte.
+//! decode to the identity body byte for byte. A browser's decoding is
+//! checked by `crates/positions-api/tests/browser.rs` (headless Chromium).
 
 use std::io::Read;
 use std::process::Command;
