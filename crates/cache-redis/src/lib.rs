@@ -103,6 +103,7 @@ pub mod envelope;
 mod error;
 mod keys;
 mod lease;
+mod link;
 pub mod load_lock;
 mod observer;
 mod op;
@@ -110,6 +111,7 @@ mod prober;
 mod reads;
 mod redact;
 mod tier;
+mod topology;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -118,6 +120,7 @@ pub use breaker::{BreakerConfig, BreakerState, DEFAULT_BASE_PAUSE, DEFAULT_FAILU
 pub use conditional::WriteOutcome;
 pub use config::{
     Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_VALUE_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, DEFAULT_POOL_SIZE,
+    Mode,
 };
 pub use envelope::Stored;
 pub use error::{Error, ErrorReply};
