@@ -10,7 +10,7 @@
 //! asserted: run with `--nocapture` to see them.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_redis::bus::{Bus, Event, Kind};
@@ -20,17 +20,8 @@ use cache_redis::{Config, Error, RedisTier, WriteOutcome};
 const EXPIRY: Duration = Duration::from_secs(60);
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The cluster the tests of this file share: started by the first that
-/// needs it, stopped when the last one holding it is done.
 fn shared_cluster() -> Arc<RedisCluster> {
-    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(cluster) = shared.upgrade() {
-        return cluster;
-    }
-    let cluster = Arc::new(RedisCluster::start());
-    *shared = Arc::downgrade(&cluster);
-    cluster
+    RedisCluster::shared()
 }
 
 fn tier(cluster: &RedisCluster, namespace: &str) -> RedisTier {

@@ -20,6 +20,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
@@ -104,6 +105,25 @@ impl RedisCluster {
             }
         }
         panic!("the test cluster did not form: {last}");
+    }
+
+    /// A cluster shared by the tests of one test binary that leave it as
+    /// they found it (each in a key namespace of its own): started by the
+    /// first that asks, stopped when the last one holding it drops it. A
+    /// test that kills or reshards nodes starts its own.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn shared() -> Arc<Self> {
+        static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = shared.upgrade() {
+            return cluster;
+        }
+        let cluster = Arc::new(Self::start());
+        *shared = Arc::downgrade(&cluster);
+        cluster
     }
 
     fn form(&mut self) -> Result<(), String> {
@@ -252,6 +272,15 @@ impl RedisCluster {
     pub fn command_on<T: redis::FromRedisValue>(&self, port: u16, args: &[&str]) -> T {
         let mut connection = connect(port).unwrap_or_else(|e| panic!("connect to node {port}: {e}"));
         command(args).query(&mut connection).unwrap_or_else(|e| panic!("{args:?} on node {port}: {e}"))
+    }
+
+    /// The bytes stored under `key`, read from the primary that serves it.
+    ///
+    /// # Panics
+    ///
+    /// If that primary does not answer.
+    pub fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
+        self.command_on(self.port_of_key(key), &["GET", key])
     }
 
     /// How many keys the primaries hold in all (`DBSIZE` on each).
