@@ -21,6 +21,7 @@ use crate::faults::{Stream, TIER1_WALLETS, WALLETS, health_status, start_stream}
 use crate::source;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+const TOKEN: &str = "cluster-t0ken";
 
 /// A service on `cluster` whose tier 1 holds fewer wallets than the stream
 /// asks for, so that most requests read (and many write) tier 2.
@@ -31,6 +32,7 @@ async fn service_on(cluster: &RedisCluster) -> TestService {
         .options(options)
         .redis(&cluster.seeds())
         .redis_args(&["--redis-mode", "cluster"])
+        .admin_token(TOKEN)
         .start()
         .await
 }
@@ -60,11 +62,32 @@ async fn a_primary_killed_under_load_fails_no_request_and_health_follows_the_pro
     let at_kill = stream.sent();
     let killed = Instant::now();
     cluster.kill(victim);
+    // A pattern deletion now cannot walk the dead primary: never a success.
+    // It is partial, or, if the failures of the stream's requests to that
+    // primary have opened the breaker (one for the cluster), unavailable.
+    let partial = client.delete("/v4/positions?pattern=0x*", Some(TOKEN)).await;
+    let json = partial.json();
+    assert_eq!(partial.status, 503, "{json}");
+    match json["error"].as_str() {
+        Some("partial_deletion") => {
+            assert_eq!(json["partial"], true, "{json}");
+            assert!(json["removed"].as_u64().is_some(), "{json}");
+        }
+        Some("redis_unavailable") => {}
+        _ => panic!("{json}"),
+    }
     eventually("/health to say degraded", DEADLINE, || async { health_status(&client).await == "degraded" }).await;
     cluster.wait_until_healthy();
     let promoted = killed.elapsed();
     eventually("/health to say ok again", DEADLINE, || async { health_status(&client).await == "ok" }).await;
     let healthy = killed.elapsed();
+    let complete = client.delete("/v4/positions?pattern=0x*", Some(TOKEN)).await;
+    assert_eq!(
+        (complete.status.as_u16(), &complete.json()["partial"]),
+        (200, &serde_json::json!(false)),
+        "{}",
+        complete.text()
+    );
     let at_recovery = stream.sent();
     eventually("traffic after the promotion", DEADLINE, || async { stream.sent() >= at_recovery + 500 }).await;
     stop.store(true, Ordering::SeqCst);
