@@ -419,11 +419,18 @@ impl RedisTier {
     /// the deletion stops with that error, having dropped some keys;
     /// running it again finishes the job.
     ///
+    /// On a cluster it walks every primary in turn, each page's keys
+    /// unlinked one `UNLINK` each (a cluster refuses a command on keys of
+    /// several slots), on that primary. A primary that cannot be walked to
+    /// the end does not stop the others: the result is then
+    /// [`Error::Partial`], with the count of what went.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidPattern`] for a malformed pattern (an unclosed `[`
-    /// or a trailing `\`), before anything is deleted; otherwise a Redis
-    /// error as for [`get`](Self::get).
+    /// or a trailing `\`), before anything is deleted; [`Error::Partial`]
+    /// on a cluster some of whose primaries were not walked; otherwise a
+    /// Redis error as for [`get`](Self::get).
     pub async fn delete_matching(&self, id_pattern: &str) -> Result<u64, Error> {
         let pattern = self.shared.keys.pattern(id_pattern)?;
         match self.shared.mode {

@@ -5,8 +5,10 @@
 //! deletion and to health.
 //!
 //! The tests that leave the cluster as they found it share one cluster
-//! (each in a namespace of its own); the one that kills a primary starts
-//! its own. Figures (deletion time, failover time) are printed, never
+//! when they run in one process (`cargo test`; each in a namespace of its
+//! own); the one that kills a primary starts its own. Under nextest each
+//! test has its own process, so its own cluster, and the cluster tests run
+//! one at a time (`.config/nextest.toml`). Figures (deletion time, failover time) are printed, never
 //! asserted: run with `--nocapture` to see them.
 
 use std::collections::BTreeSet;
@@ -104,13 +106,13 @@ async fn a_pattern_deletion_removes_thirty_thousand_keys_from_every_primary() {
     let namespace = "bulk";
     let tier = tier(&cluster, namespace);
     let total = 30_000_u64;
-    // Written in pipelines of one slot each through the tier's own route
-    // would take a while; `set` is what the service does, concurrently.
+    // Stored as the service stores them, one `set` each, from many tasks
+    // at once over the tier's one multiplexed cluster connection.
     let mut writers = tokio::task::JoinSet::new();
-    for worker in 0..16_u64 {
+    for worker in 0..64_u64 {
         let tier = tier.clone();
         writers.spawn(async move {
-            for i in (worker..total).step_by(16) {
+            for i in (worker..total).step_by(64) {
                 tier.set(&format!("0x{i:040x}"), &i, at(1), EXPIRY).await.unwrap();
             }
         });
