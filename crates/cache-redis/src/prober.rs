@@ -119,7 +119,7 @@ impl Prober {
 async fn check(shared: &Shared, trial: bool) {
     shared.connect_cluster().await;
     if trial {
-        let _ = shared.ping().await;
+        shared.trial().await;
     } else if !shared.take_answered() || shared.mode == Mode::Cluster {
         let _ = shared.probe().await;
         // The probe's own answer is not traffic.

@@ -666,6 +666,26 @@ impl Shared {
         Ok(started.elapsed())
     }
 
+    /// The breaker's trial when the prober makes it: as [`ping`](Self::ping)
+    /// on one server; on a cluster, an `ECHO` to any one node, which
+    /// closes the breaker if the cluster answers at all. (A `PING` of every
+    /// primary would keep it open, and Redis skipped for every wallet,
+    /// for as long as one primary is down; this way the wallets of the
+    /// primaries that answer are served between the openings that the
+    /// failures on the others' cause.) It says nothing of `is_up`.
+    pub(crate) async fn trial(&self) {
+        match self.mode {
+            Mode::Standalone => {
+                let _ = self.ping().await;
+            }
+            Mode::Cluster => {
+                let mut command = redis::cmd("ECHO");
+                command.arg("trial");
+                let _ = self.round_trip::<redis::Value>(Op::Ping, Request::Command(&command)).await;
+            }
+        }
+    }
+
     /// The prober's `PING`: as [`ping`](Self::ping), but an open breaker
     /// lets it through as the trial before its pause is over (see
     /// `Breaker::admit_probe`).
