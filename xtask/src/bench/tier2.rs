@@ -74,7 +74,7 @@ pub(crate) fn run_section(mode: Mode) -> Result<String> {
     drop(redis);
 
     let cluster = servers::redis_cluster(&dir.join("cluster"))?;
-    commands.push(format!("{} (six nodes, as above with --cluster-enabled yes)", cluster.nodes[0].process.shown()));
+    commands.push(format!("{} (and five more nodes like it, each on its own port)", cluster.nodes[0].process.shown()));
     commands.push(cluster.create.clone());
     let clustered = Backend {
         name: "cluster, 3 primaries",
