@@ -19,8 +19,13 @@
 //! page, each under its own op timeout), no caller waits longer than the
 //! op timeout, and none waits at all while the breaker is open.
 //!
+//! On a Redis Cluster the steps are the same; what is sent on, and how,
+//! is [`link`](crate::link)'s (a cluster connection that routes by slot),
+//! and health is a `PING` of every primary (see the prober).
+//!
 //! A connection that fails at the I/O level or times out is replaced: its
-//! lease ends, and the next operation leases another. One that broke while
+//! lease ends, and the next operation leases another (one server only: a
+//! cluster connection mends its node connections itself). One that broke while
 //! no one used it (Redis restarted, a proxy dropped it) is found out by the
 //! next operation on it, which then tries once more on a fresh connection
 //! within its op timeout; the pool's check on checkout used to spare that
