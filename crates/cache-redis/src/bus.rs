@@ -12,8 +12,22 @@
 //! [`channel`]); `v1` is the version of the channel's name and purpose,
 //! independent of the message format's [`VERSION`]. It is a pub/sub channel,
 //! not a key: it takes no memory in Redis and nothing of the key space.
-//! Classic `PUBLISH` in Redis Cluster is forwarded to every node, so a
-//! subscriber on any node hears it.
+//!
+//! **On a Redis Cluster** the bus keeps working unchanged in its rules. A
+//! classic `PUBLISH` is forwarded by the node that receives it to every
+//! other node over the cluster bus, so a subscriber connected to any one
+//! node, primary or replica, hears every message; the subscriber connects
+//! to one seed node and, when that subscription is lost (the node died,
+//! was removed, or the connection broke), to the next seed, a gap like any
+//! other, reported as one. Sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis
+//! 7) would send each message to one shard's nodes only, which saves the
+//! cluster bus traffic of a broadcast, but the channel is one channel of
+//! a few messages per invalidation, and every replica must hear all of
+//! them: a sharded channel would live on one shard, whose failover would
+//! be a gap for every subscriber at once, and needs Redis 7 everywhere.
+//! Broadcast costs little here and works on every cluster version. What
+//! `PUBLISH` answers in a cluster counts the subscribers of the node that
+//! took it only.
 //!
 //! **Delivery is at most once.** Redis pub/sub keeps nothing: a message
 //! published while a subscriber is disconnected (Redis restarted, the
@@ -73,7 +87,7 @@ use tokio::sync::mpsc;
 
 pub use message::{DecodeError, HEADER_LEN, InstanceId, Kind, MAGIC, Message, VERSION, decode, encode};
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::tier::RedisTier;
 
@@ -166,15 +180,21 @@ impl Bus {
     /// Outside a tokio runtime.
     pub fn start(tier: RedisTier, config: &Config) -> Result<(Self, mpsc::Receiver<Event>), Error> {
         let redacted_url = config.redacted_url();
-        let (info, secrets) = config.connection_info()?;
-        let client = redis::Client::open(info).map_err(|e| config.invalid_url(secrets.scrub(e)))?;
+        let (infos, secrets) = match config.mode {
+            Mode::Standalone => config.connection_info().map(|(info, secrets)| (vec![info], secrets))?,
+            Mode::Cluster => config.seed_infos()?,
+        };
+        let clients = infos
+            .into_iter()
+            .map(|info| redis::Client::open(info).map_err(|e| config.invalid_url(secrets.scrub(e))))
+            .collect::<Result<Vec<_>, Error>>()?;
 
         let channel = channel(tier.namespace());
         let instance = InstanceId::random();
         let subscribed = Arc::new(AtomicBool::new(false));
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
         let worker = subscriber::Subscriber {
-            client,
+            clients,
             channel: channel.clone(),
             instance,
             events,

@@ -270,8 +270,9 @@ impl RedisTier {
     /// # Errors
     ///
     /// As [`delete_matching`](Self::delete_matching): a malformed pattern
-    /// before anything is deleted, or a Redis error that stops the deletion
-    /// midway (running it again finishes the job).
+    /// before anything is deleted, a Redis error that stops the deletion
+    /// midway (running it again finishes the job), or, on a cluster,
+    /// [`Error::Partial`] with how many entries went.
     pub async fn delete_matching_with_tombstones(
         &self,
         id_pattern: &str,
@@ -282,8 +283,9 @@ impl RedisTier {
         let patterns = [keys.pattern(id_pattern)?, keys.load_lock_pattern(id_pattern)?];
         let (at, ttl) = (nanos(deleted_at), expiry_millis(tombstone_ttl));
         let mut removed = 0;
+        let mut partial: Option<Error> = None;
         for pattern in &patterns {
-            removed += self
+            let walked = self
                 .scan_and_apply(pattern, |pipeline, page| {
                     let mut added = 0;
                     for id in page.iter().filter_map(|key| keys.id_of(key)) {
@@ -293,9 +295,33 @@ impl RedisTier {
                     }
                     added
                 })
-                .await?;
+                .await;
+            // A partial walk of the entries still walks the load locks:
+            // each tombstone left is one load fewer that can bring an entry
+            // back. The answer is partial if either walk was.
+            match walked {
+                Ok(count) => removed += count,
+                Err(Error::Partial { removed: count, unreached, primaries, cause }) => {
+                    removed += count;
+                    partial = Some(match partial.take() {
+                        Some(Error::Partial { unreached: before, cause: first, .. }) => Error::Partial {
+                            removed: 0,
+                            unreached: unreached.max(before),
+                            primaries,
+                            cause: format!("{first}; {cause}"),
+                        },
+                        _ => Error::Partial { removed: 0, unreached, primaries, cause },
+                    });
+                }
+                Err(error) => return Err(error),
+            }
         }
-        Ok(removed)
+        match partial {
+            Some(Error::Partial { unreached, primaries, cause, .. }) => {
+                Err(Error::Partial { removed, unreached, primaries, cause })
+            }
+            _ => Ok(removed),
+        }
     }
 }
 

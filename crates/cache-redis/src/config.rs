@@ -3,15 +3,17 @@
 //! interval, the largest value read, and the breaker.
 //!
 //! This is plain data, usually filled from the service's environment
-//! (`REDIS_URL`, `REDIS_TIMEOUT_MS`, `REDIS_HEALTH_INTERVAL_MS`,
-//! `REDIS_MAX_VALUE_BYTES`); the URL is checked when the tier is
-//! built, not here. Its `Debug` output redacts the URL's password.
+//! (`REDIS_URL`, `REDIS_MODE`, `REDIS_TIMEOUT_MS`,
+//! `REDIS_HEALTH_INTERVAL_MS`, `REDIS_MAX_VALUE_BYTES`); the URL is checked
+//! when the tier is built, not here. Its `Debug` output redacts the URL's
+//! password (every seed's, in cluster mode).
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_redis::redis::{ConnectionInfo, IntoConnectionInfo};
+use deadpool_redis::redis::{self, ConnectionInfo, IntoConnectionInfo};
 
 use crate::breaker::BreakerConfig;
 use crate::error::Error;
@@ -36,6 +38,63 @@ pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// 1 MiB, hundreds of times a wallet with many positions.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 
+/// Whether the tier talks to one Redis or to a Redis Cluster
+/// (`REDIS_MODE`).
+///
+/// The rest of the tier's API is the same in both: the mode decides how
+/// [`Config::url`] is read, how commands are routed, how a pattern
+/// deletion walks the keyspace and how health is probed.
+///
+/// # Examples
+///
+/// ```
+/// use cache_redis::Mode;
+///
+/// assert_eq!("cluster".parse::<Mode>(), Ok(Mode::Cluster));
+/// assert_eq!(Mode::default(), Mode::Standalone);
+/// assert_eq!(Mode::Cluster.as_str(), "cluster");
+/// assert!("sentinel".parse::<Mode>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// One Redis (a primary, or a proxy in front of several): `url` is
+    /// one URL.
+    #[default]
+    Standalone,
+    /// Redis Cluster (or a managed equivalent in cluster mode): `url` is
+    /// a comma-separated list of seed nodes, from which the client learns
+    /// the whole cluster and follows it (`MOVED`, `ASK`, failovers).
+    Cluster,
+}
+
+impl Mode {
+    /// `standalone` or `cluster`, as `REDIS_MODE` spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Standalone => "standalone",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "standalone" => Ok(Self::Standalone),
+            "cluster" => Ok(Self::Cluster),
+            other => Err(format!("unknown redis mode {other:?}: expected standalone or cluster")),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a [`RedisTier`](crate::RedisTier) reaches Redis.
 ///
 /// # Examples
@@ -55,8 +114,14 @@ pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// `redis://[user:password@]host:port[/db]` (also `rediss://` where the
-    /// client supports TLS, and `redis+unix:///path?db=N&pass=…`).
+    /// client supports TLS, and `redis+unix:///path?db=N&pass=…`). In
+    /// [`Mode::Cluster`], a comma-separated list of such URLs (TCP ones,
+    /// database 0), the seed nodes: any one that answers is enough to learn
+    /// the cluster, so list several. A password containing a comma must be
+    /// percent-encoded there (`%2C`).
     pub url: String,
+    /// One Redis or a cluster; [`Mode::Standalone`] by default.
+    pub mode: Mode,
     /// The first part of every key; glob characters in it are escaped
     /// wherever it goes into a pattern. `poscache` by default.
     pub namespace: String,
@@ -102,6 +167,7 @@ impl Config {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            mode: Mode::Standalone,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             pool_size: DEFAULT_POOL_SIZE,
             op_timeout: DEFAULT_OP_TIMEOUT,
@@ -111,9 +177,19 @@ impl Config {
         }
     }
 
-    /// The URL with its password replaced by `***`, fit for logs.
+    /// The cluster mode with `seeds` (comma-separated), the other settings
+    /// the defaults.
+    pub fn cluster(seeds: impl Into<String>) -> Self {
+        Self { mode: Mode::Cluster, ..Self::new(seeds) }
+    }
+
+    /// The URL with its password replaced by `***`, fit for logs (each
+    /// seed's, in cluster mode).
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        match self.mode {
+            Mode::Standalone => redact_url(&self.url),
+            Mode::Cluster => self.seeds().map(redact_url).collect::<Vec<_>>().join(","),
+        }
     }
 
     /// The URL as redis-rs reads it, with the secrets to scrub from any
@@ -129,6 +205,34 @@ impl Config {
         Ok((info, secrets))
     }
 
+    /// In cluster mode: every seed as redis-rs reads it, and the secrets of
+    /// all of them. An empty list, or a seed that is not a TCP URL, is
+    /// refused.
+    pub(crate) fn seed_infos(&self) -> Result<(Vec<ConnectionInfo>, Secrets), Error> {
+        let mut secrets = Secrets::default();
+        for seed in self.seeds() {
+            secrets.extend(Secrets::new(seed, None));
+        }
+        let mut infos = Vec::new();
+        for seed in self.seeds() {
+            let info = seed.into_connection_info().map_err(|e| self.invalid_url(secrets.scrub(e)))?;
+            if !matches!(info.addr(), redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::TcpTls { .. }) {
+                return Err(self.invalid_url("a cluster seed must be a redis:// or rediss:// URL".to_owned()));
+            }
+            secrets.extend(Secrets::new(seed, info.redis_settings().password()));
+            infos.push(info);
+        }
+        if infos.is_empty() {
+            return Err(self.invalid_url("no seed node given".to_owned()));
+        }
+        Ok((infos, secrets))
+    }
+
+    /// The seeds of a cluster URL list, blanks around commas ignored.
+    fn seeds(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|seed| !seed.is_empty())
+    }
+
     /// An [`Error::InvalidUrl`] naming this URL, redacted, and `reason`
     /// (already scrubbed of secrets).
     pub(crate) fn invalid_url(&self, reason: String) -> Error {
@@ -140,6 +244,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("url", &self.redacted_url())
+            .field("mode", &self.mode)
             .field("namespace", &self.namespace)
             .field("pool_size", &self.pool_size)
             .field("op_timeout", &self.op_timeout)
@@ -173,5 +278,21 @@ mod tests {
         assert!(debug.contains("redis://:***@127.0.0.1:6379/3"), "{debug}");
         let pretty = format!("{config:#?}");
         assert!(!pretty.contains("hunter2"), "{pretty}");
+    }
+
+    #[test]
+    fn cluster_seeds_are_each_redacted_and_read() {
+        let config = Config::cluster("redis://:hunter2@10.0.0.1:7000, redis://u:hunter2@10.0.0.2:7000,");
+        assert_eq!(config.redacted_url(), "redis://:***@10.0.0.1:7000,redis://u:***@10.0.0.2:7000");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let (infos, secrets) = config.seed_infos().unwrap();
+        assert_eq!(infos.len(), 2);
+        assert_eq!(secrets.scrub("auth hunter2"), "auth ***");
+
+        for bad in ["", " , ", "redis+unix:///tmp/r.sock", "redis://:hunter2@host:port"] {
+            let error = Config::cluster(bad).seed_infos().unwrap_err();
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{bad}: {error}");
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
     }
 }

@@ -100,6 +100,24 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A pattern deletion on a Redis Cluster walked some primaries to the
+    /// end but not all of them (one was failing, or failed midway, or the
+    /// slots moved during the walk): `removed` entries went, and some that
+    /// match may be left. Running it again finishes the job.
+    #[error(
+        "redis pattern deletion was partial: {removed} removed, {unreached} of {primaries} primaries not walked to the end: {cause}"
+    )]
+    Partial {
+        /// How many entries it removed.
+        removed: u64,
+        /// How many primaries it could not walk to the end (0 if all were
+        /// walked but the slots moved meanwhile).
+        unreached: usize,
+        /// How many primaries the cluster had when it started.
+        primaries: usize,
+        /// What went wrong, scrubbed like [`Error::Redis`]'s.
+        cause: String,
+    },
     /// A deletion pattern is malformed; nothing was deleted.
     #[error(transparent)]
     InvalidPattern(#[from] PatternError),
@@ -113,7 +131,10 @@ impl Error {
     /// ([`Error::Reply`]). The service counts the first kind as "Redis
     /// down".
     pub fn is_unavailability(&self) -> bool {
-        matches!(self, Self::Unavailable | Self::Timeout(..) | Self::Redis { .. } | Self::Pool(_))
+        matches!(
+            self,
+            Self::Unavailable | Self::Timeout(..) | Self::Redis { .. } | Self::Pool(_) | Self::Partial { .. }
+        )
     }
 }
 

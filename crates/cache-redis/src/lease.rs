@@ -31,20 +31,79 @@
 //! it once; and operations that find no lease wait for one refill, each
 //! under its own op timeout, instead of each opening a connection.
 //!
+//! **In cluster mode** the lease is a redis-rs `ClusterConnection` from
+//! deadpool-redis's cluster pool: one handle, itself multiplexed over one
+//! connection per node, which follows `MOVED` and `ASK`, reconnects to a
+//! node that went away and re-reads the slot map when the topology
+//! changes. The tier never discards it (see `Connections::discard` in the
+//! tier): one node failing says nothing about the handle, and a fresh one
+//! would have to learn the whole cluster again.
+//!
 //! What it is not: a retry policy or a health check. It never sends a
 //! command of its own; the tier decides what counts as broken.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use deadpool_redis::PoolError;
 use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::{Connection, Pool, PoolError};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+
+/// A pool a lease checks connections out of: deadpool-redis's, for one
+/// Redis or for a cluster.
+pub(crate) trait Checkout: Send + Sync + 'static {
+    /// What the pool hands out.
+    type Held: Send;
+    /// A cheap clone of it to send on.
+    type Handle: Clone + Send;
+
+    fn checkout(&self) -> impl Future<Output = Result<Self::Held, PoolError>> + Send;
+
+    fn handle(held: &Self::Held) -> Self::Handle;
+
+    /// Takes `held` out of the pool for good.
+    fn detach(held: Self::Held);
+}
+
+impl Checkout for deadpool_redis::Pool {
+    type Held = deadpool_redis::Connection;
+    type Handle = MultiplexedConnection;
+
+    fn checkout(&self) -> impl Future<Output = Result<Self::Held, PoolError>> + Send {
+        self.get()
+    }
+
+    fn handle(held: &Self::Held) -> MultiplexedConnection {
+        MultiplexedConnection::clone(held)
+    }
+
+    fn detach(held: Self::Held) {
+        drop(deadpool_redis::Connection::take(held));
+    }
+}
+
+impl Checkout for deadpool_redis::cluster::Pool {
+    type Held = deadpool_redis::cluster::Connection;
+    type Handle = ClusterConnection;
+
+    fn checkout(&self) -> impl Future<Output = Result<Self::Held, PoolError>> + Send {
+        self.get()
+    }
+
+    fn handle(held: &Self::Held) -> ClusterConnection {
+        ClusterConnection::clone(held)
+    }
+
+    fn detach(held: Self::Held) {
+        drop(deadpool_redis::cluster::Connection::take(held));
+    }
+}
 
 /// The tier's leased connection, if it has one, and the pool it comes
 /// from.
-pub(crate) struct Lease {
-    pool: Pool,
-    current: Mutex<Option<Leased>>,
+pub(crate) struct Lease<P: Checkout> {
+    pool: P,
+    current: Mutex<Option<Leased<P::Held>>>,
     /// Held by the one operation that checks a connection out.
     refill: tokio::sync::Mutex<()>,
     /// The next lease's generation.
@@ -52,9 +111,9 @@ pub(crate) struct Lease {
 }
 
 /// A connection checked out of the pool for as long as it works.
-struct Leased {
+struct Leased<H> {
     generation: u64,
-    connection: Connection,
+    connection: H,
 }
 
 /// Which lease an operation's connection came from, to end that lease (and
@@ -68,9 +127,9 @@ pub(crate) struct Ticket {
     pub(crate) reused: bool,
 }
 
-impl Lease {
+impl<P: Checkout> Lease<P> {
     /// No connection yet: the first operation checks one out.
-    pub(crate) fn new(pool: Pool) -> Self {
+    pub(crate) fn new(pool: P) -> Self {
         Self { pool, current: Mutex::new(None), refill: tokio::sync::Mutex::new(()), generations: AtomicU64::new(0) }
     }
 
@@ -80,7 +139,7 @@ impl Lease {
     ///
     /// Cancel-safe: an operation abandoned while it waits or checks out
     /// leaves things as they were, and the next one tries again.
-    pub(crate) async fn get(&self) -> Result<(Ticket, MultiplexedConnection), PoolError> {
+    pub(crate) async fn get(&self) -> Result<(Ticket, P::Handle), PoolError> {
         if let Some(found) = self.clone_current(true) {
             return Ok(found);
         }
@@ -90,9 +149,9 @@ impl Lease {
         if let Some(found) = self.clone_current(false) {
             return Ok(found);
         }
-        let connection = self.pool.get().await?;
+        let connection = self.pool.checkout().await?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        let clone = MultiplexedConnection::clone(&connection);
+        let clone = P::handle(&connection);
         *self.lock() = Some(Leased { generation, connection });
         Ok((Ticket { generation, reused: false }, clone))
     }
@@ -114,7 +173,7 @@ impl Lease {
                 // Detached rather than returned: returned, it would be
                 // handed out again after a recycle check, which a broken
                 // connection fails anyway and a stalled one waits out.
-                drop(Connection::take(leased.connection));
+                P::detach(leased.connection);
                 true
             }
             None => false,
@@ -127,14 +186,14 @@ impl Lease {
         self.lock().is_none() && self.generations.load(Ordering::Relaxed) == 0 && self.refill.try_lock().is_ok()
     }
 
-    fn clone_current(&self, reused: bool) -> Option<(Ticket, MultiplexedConnection)> {
+    fn clone_current(&self, reused: bool) -> Option<(Ticket, P::Handle)> {
         let current = self.lock();
         let leased = current.as_ref()?;
         let ticket = Ticket { generation: leased.generation, reused };
-        Some((ticket, MultiplexedConnection::clone(&leased.connection)))
+        Some((ticket, P::handle(&leased.connection)))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Leased>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Leased<P::Held>>> {
         // The lock guards one field that every path leaves consistent, so a
         // panic elsewhere while it was held does not make it unusable.
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
@@ -146,12 +205,12 @@ mod tests {
     use std::sync::Arc;
 
     use deadpool_redis::redis;
-    use deadpool_redis::{Manager, Runtime};
+    use deadpool_redis::{Manager, Pool, Runtime};
 
     use super::*;
     use crate::testing::RedisServer;
 
-    fn lease(server: &RedisServer) -> Lease {
+    fn lease(server: &RedisServer) -> Lease<Pool> {
         let manager = Manager::new(server.url()).unwrap();
         Lease::new(Pool::builder(manager).max_size(4).runtime(Runtime::Tokio1).build().unwrap())
     }

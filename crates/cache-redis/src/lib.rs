@@ -14,7 +14,8 @@
 //! - [`set`](RedisTier::set) one value with an expiry (`SET … PX`);
 //! - [`delete`](RedisTier::delete) one (`UNLINK`);
 //! - [`delete_matching`](RedisTier::delete_matching) every id a glob
-//!   matches (`SCAN` + `UNLINK`, never `KEYS`);
+//!   matches (`SCAN` + `UNLINK`, never `KEYS`; on every primary of a
+//!   cluster);
 //! - [`ping`](RedisTier::ping).
 //!
 //! For a fleet of replicas on one Redis it adds writes that agree whatever
@@ -45,9 +46,17 @@
 //! channel in the same Redis: the [`bus`] (at-most-once delivery, with
 //! every gap in the subscription reported).
 //!
+//! **One Redis or a Redis Cluster**, with the same API ([`Mode`] in the
+//! [`Config`]): in cluster mode the URL lists seed nodes, commands go to
+//! the primary of their key's slot (`MOVED` and `ASK` followed by the
+//! client), a pattern deletion walks every primary and says when it could
+//! not ([`Error::Partial`]), health is a `PING` of every primary, and the
+//! bus subscribes on any one node (a classic `PUBLISH` reaches them all).
+//! The breaker and the op timeout are one for the cluster.
+//!
 //! What it is not: the cache policy. It knows nothing of HTTP, positions,
 //! freshness windows, refreshes or Prometheus; it stores what it is given
-//! and reads back what is there. Redis Cluster is not supported yet.
+//! and reads back what is there.
 //!
 //! # Examples
 //!
@@ -103,6 +112,7 @@ pub mod envelope;
 mod error;
 mod keys;
 mod lease;
+mod link;
 pub mod load_lock;
 mod observer;
 mod op;
@@ -110,6 +120,7 @@ mod prober;
 mod reads;
 mod redact;
 mod tier;
+mod topology;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -118,6 +129,7 @@ pub use breaker::{BreakerConfig, BreakerState, DEFAULT_BASE_PAUSE, DEFAULT_FAILU
 pub use conditional::WriteOutcome;
 pub use config::{
     Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_VALUE_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, DEFAULT_POOL_SIZE,
+    Mode,
 };
 pub use envelope::Stored;
 pub use error::{Error, ErrorReply};

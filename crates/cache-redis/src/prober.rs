@@ -3,6 +3,12 @@
 //! operation got an answer since the last look, and makes the breaker's
 //! trial `PING` while the breaker is open.
 //!
+//! In cluster mode the probe is a `PING` to every primary, made every
+//! interval whatever the traffic: an answer from one node says nothing of
+//! the others, so only the probe marks the cluster up (any failed
+//! operation marks it down). So `is_up` is false while some slots have no
+//! reachable primary, and true again within an interval of a failover.
+//!
 //! Why a task rather than only what operations report: a replica whose
 //! requests are all answered from memory sends Redis nothing, so without a
 //! probe it would report Redis up (in `/health` and the `up` gauge) long
@@ -24,6 +30,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::breaker::BreakerState;
+use crate::config::Mode;
 use crate::tier::Shared;
 
 /// Stops the prober when dropped.
@@ -65,7 +72,12 @@ impl Prober {
         // same. A PING sent then would queue behind that request on the one
         // shared connection and finish after it, racing whatever its caller
         // does next (in the tests: freezing the server).
-        if self.shared.connection.is_untouched() {
+        let untouched = self.shared.connection.is_untouched();
+        tokio::select! {
+            () = self.shared.connect_cluster() => {}
+            () = stopped(&mut self.stop) => return,
+        }
+        if untouched {
             tokio::select! {
                 _ = self.shared.ping() => {}
                 () = stopped(&mut self.stop) => return,
@@ -105,9 +117,10 @@ impl Prober {
 /// refused because a trial is under way, is fine: the outcome of that one
 /// says the same.
 async fn check(shared: &Shared, trial: bool) {
+    shared.connect_cluster().await;
     if trial {
-        let _ = shared.ping().await;
-    } else if !shared.take_answered() {
+        shared.trial().await;
+    } else if !shared.take_answered() || shared.mode == Mode::Cluster {
         let _ = shared.probe().await;
         // The probe's own answer is not traffic.
         shared.take_answered();

@@ -118,6 +118,13 @@ impl Secrets {
         Self { spellings }
     }
 
+    /// Adds `other`'s spellings (a cluster has one URL per seed).
+    pub(crate) fn extend(&mut self, other: Self) {
+        self.spellings.extend(other.spellings);
+        self.spellings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.spellings.dedup();
+    }
+
     /// `message` with every spelling of the password replaced by `***`.
     pub(crate) fn scrub(&self, message: impl fmt::Display) -> String {
         let mut text = message.to_string();

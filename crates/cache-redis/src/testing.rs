@@ -20,6 +20,14 @@
 //! Starting and stopping are synchronous and take milliseconds; they wait
 //! for a condition (the server answers `PING`, the process has exited) with
 //! a deadline, never for a fixed time.
+//!
+//! [`RedisCluster`] is the same for Redis Cluster: six nodes on loopback
+//! ports (three primaries, three replicas) that a test may kill and
+//! reshard.
+
+mod cluster;
+
+pub use cluster::{NODE_TIMEOUT, Primary, RedisCluster};
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;

@@ -19,8 +19,13 @@
 //! page, each under its own op timeout), no caller waits longer than the
 //! op timeout, and none waits at all while the breaker is open.
 //!
+//! On a Redis Cluster the steps are the same; what is sent on, and how,
+//! is [`link`](crate::link)'s (a cluster connection that routes by slot),
+//! and health is a `PING` of every primary (see the prober).
+//!
 //! A connection that fails at the I/O level or times out is replaced: its
-//! lease ends, and the next operation leases another. One that broke while
+//! lease ends, and the next operation leases another (one server only: a
+//! cluster connection mends its node connections itself). One that broke while
 //! no one used it (Redis restarted, a proxy dropped it) is found out by the
 //! next operation on it, which then tries once more on a fresh connection
 //! within its op timeout; the pool's check on checkout used to spare that
@@ -43,28 +48,34 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cache_core::{Clock, SystemClock};
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue};
 use deadpool_redis::{Pool, PoolError, Runtime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::breaker::{Breaker, BreakerState, Permit};
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::envelope::{self, Stored};
 use crate::error::{Error, ErrorReply, OUTAGE_CODES};
 use crate::keys::Keys;
 use crate::lease::{Lease, Ticket};
+pub(crate) use crate::link::Request;
+use crate::link::{Connections, NodeAddress};
 use crate::observer::{Observer, Silent};
 use crate::op::Op;
 use crate::prober;
 use crate::reads::{Raw, Reads};
 use crate::redact::Secrets;
+use crate::topology;
 
 /// Keys asked for per `SCAN` page: large, so that walking a big keyspace
 /// takes few round trips, yet one page (and the `UNLINK` of it) keeps Redis
 /// busy for only a millisecond or so, leaving room for other clients.
 pub const SCAN_COUNT: usize = 1000;
+
+/// In cluster mode, how many op timeouts the pool gives to creating the
+/// cluster connection (learning the slot map and connecting to the nodes).
+const CLUSTER_CREATE_TIMEOUTS: u32 = 5;
 
 /// The longest expiry a store asks for (about 140,000 years); longer ones
 /// are shortened to it, because Redis refuses an expiry that overflows its
@@ -157,7 +168,8 @@ pub struct RedisTier {
 
 /// What the tier's clones and its prober share.
 pub(crate) struct Shared {
-    pub(crate) connection: Lease,
+    pub(crate) connection: Connections,
+    pub(crate) mode: Mode,
     pub(crate) keys: Keys,
     namespace: String,
     op_timeout: Duration,
@@ -178,12 +190,6 @@ pub(crate) struct Shared {
 const UNKNOWN: u8 = 0;
 const UP: u8 = 1;
 const DOWN: u8 = 2;
-
-/// One round trip's worth of request.
-pub(crate) enum Request<'a> {
-    Command(&'a redis::Cmd),
-    Pipeline(&'a redis::Pipeline),
-}
 
 /// Why a round trip failed before it was classified.
 enum Failure {
@@ -235,28 +241,52 @@ impl RedisTier {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let redacted_url = config.redacted_url();
-        let (info, secrets) = config.connection_info()?;
-
         let timeout = Some(config.op_timeout);
-        let connection_config =
-            AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
-        let manager = deadpool_redis::Manager::new_with_config(info, connection_config)
-            .map_err(|e| config.invalid_url(secrets.scrub(e)))?;
-        // Without these timeouts (and without the runtime they need), a
-        // pool waiting on an unreachable Redis would wait forever; the
+        // Without the pools' timeouts (and without the runtime they need),
+        // a pool waiting on an unreachable Redis would wait forever; the
         // timeout around each operation is the real bound, these keep
         // nothing underneath from outliving it.
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.get())
-            .wait_timeout(timeout)
-            .create_timeout(timeout)
-            .recycle_timeout(timeout)
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Pool(secrets.scrub(e)))?;
+        let (connection, secrets) = match config.mode {
+            Mode::Standalone => {
+                let (info, secrets) = config.connection_info()?;
+                let connection_config =
+                    AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
+                let manager = deadpool_redis::Manager::new_with_config(info, connection_config)
+                    .map_err(|e| config.invalid_url(secrets.scrub(e)))?;
+                let pool = Pool::builder(manager)
+                    .max_size(config.pool_size.get())
+                    .wait_timeout(timeout)
+                    .create_timeout(timeout)
+                    .recycle_timeout(timeout)
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| Error::Pool(secrets.scrub(e)))?;
+                (Connections::Single(Lease::new(pool)), secrets)
+            }
+            Mode::Cluster => {
+                let (seeds, secrets) = config.seed_infos()?;
+                // Learning the cluster (the slot map, a connection to each
+                // node) takes a few round trips, more than one op timeout
+                // on a slow link: creation gets a few of them. The
+                // operation waiting for it still gives up at its own.
+                let create = config.op_timeout.saturating_mul(CLUSTER_CREATE_TIMEOUTS);
+                let manager = deadpool_redis::cluster::Manager::new(seeds, false)
+                    .map_err(|e| config.invalid_url(secrets.scrub(e)))?;
+                let pool = deadpool_redis::cluster::Pool::builder(manager)
+                    .max_size(config.pool_size.get())
+                    .wait_timeout(Some(create))
+                    .create_timeout(Some(create))
+                    .recycle_timeout(timeout)
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| Error::Pool(secrets.scrub(e)))?;
+                (Connections::Cluster(Lease::new(pool)), secrets)
+            }
+        };
 
         let shared = Arc::new(Shared {
-            connection: Lease::new(pool),
+            connection,
+            mode: config.mode,
             keys: Keys::new(&config.namespace),
             namespace: config.namespace,
             op_timeout: config.op_timeout,
@@ -394,18 +424,41 @@ impl RedisTier {
     /// the deletion stops with that error, having dropped some keys;
     /// running it again finishes the job.
     ///
+    /// On a cluster it walks every primary in turn, each page's keys
+    /// unlinked one `UNLINK` each (a cluster refuses a command on keys of
+    /// several slots), on that primary. A primary that cannot be walked to
+    /// the end does not stop the others: the result is then
+    /// [`Error::Partial`], with the count of what went.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidPattern`] for a malformed pattern (an unclosed `[`
-    /// or a trailing `\`), before anything is deleted; otherwise a Redis
-    /// error as for [`get`](Self::get).
+    /// or a trailing `\`), before anything is deleted; [`Error::Partial`]
+    /// on a cluster some of whose primaries were not walked; otherwise a
+    /// Redis error as for [`get`](Self::get).
     pub async fn delete_matching(&self, id_pattern: &str) -> Result<u64, Error> {
         let pattern = self.shared.keys.pattern(id_pattern)?;
-        self.scan_and_apply(&pattern, |pipeline, page| {
-            pipeline.cmd("UNLINK").arg(page);
-            1
-        })
-        .await
+        match self.shared.mode {
+            Mode::Standalone => {
+                self.scan_and_apply(&pattern, |pipeline, page| {
+                    pipeline.cmd("UNLINK").arg(page);
+                    1
+                })
+                .await
+            }
+            // A cluster refuses a command on keys of several slots, and a
+            // page of one node's keys has many: one `UNLINK` per key, in the
+            // same round trip.
+            Mode::Cluster => {
+                self.scan_and_apply(&pattern, |pipeline, page| {
+                    for key in page {
+                        pipeline.cmd("UNLINK").arg(key);
+                    }
+                    page.len()
+                })
+                .await
+            }
+        }
     }
 
     /// Walks the keys that `pattern` (a complete `MATCH` pattern) selects
@@ -413,11 +466,82 @@ impl RedisTier {
     /// round trip that scans the next page; `apply` says how many it added,
     /// each of which must answer an integer: the sum of those integers is
     /// returned. The last page goes alone, with no `SCAN`.
+    ///
+    /// In cluster mode it walks every primary in turn (`SCAN` answers for
+    /// one node's keys only), each page's commands sent to that primary,
+    /// which serves their keys. The primaries are read from the cluster
+    /// (`CLUSTER NODES`) when the walk starts, and read again when it ends:
+    /// a primary the cluster counts as failing, one that fails midway, or a
+    /// change of who serves which slots in between (a reshard or a
+    /// failover, which may have moved keys to a primary already walked)
+    /// makes the result [`Error::Partial`], with what was removed.
     pub(crate) async fn scan_and_apply(
         &self,
         pattern: &str,
         mut apply: impl FnMut(&mut redis::Pipeline, &[Vec<u8>]) -> usize,
     ) -> Result<u64, Error> {
+        match self.shared.mode {
+            Mode::Standalone => self.scan_node(None, pattern, &mut apply).await.map_err(|(_, error)| error),
+            Mode::Cluster => self.scan_cluster(pattern, &mut apply).await,
+        }
+    }
+
+    async fn scan_cluster(
+        &self,
+        pattern: &str,
+        apply: &mut impl FnMut(&mut redis::Pipeline, &[Vec<u8>]) -> usize,
+    ) -> Result<u64, Error> {
+        let before = self.shared.cluster_nodes().await?;
+        let primaries = topology::primaries(&before);
+        let mut removed = 0;
+        let mut unreached = 0;
+        let mut causes: Vec<String> = Vec::new();
+        for primary in &primaries {
+            let address = NodeAddress { host: primary.host.clone(), port: primary.port };
+            if primary.failing {
+                unreached += 1;
+                causes.push(format!("{}:{} is failing", primary.host, primary.port));
+                continue;
+            }
+            match self.scan_node(Some(&address), pattern, apply).await {
+                Ok(count) => removed += count,
+                Err((count, error)) => {
+                    removed += count;
+                    unreached += 1;
+                    causes.push(format!("{}:{}: {error}", primary.host, primary.port));
+                }
+            }
+        }
+        if unreached == primaries.len() && removed == 0 {
+            return Err(Error::Redis {
+                op: Op::Scan,
+                cause: format!("no primary could be walked: {}", causes.join("; ")),
+            });
+        }
+        if unreached == 0 {
+            let after = self.shared.cluster_nodes().await;
+            let moved = match &after {
+                Ok(after) => slot_owners(after) != slot_owners(&before),
+                Err(_) => true,
+            };
+            if !moved {
+                return Ok(removed);
+            }
+            causes.push("the cluster's slots moved during the walk".to_owned());
+        }
+        tracing::warn!(pattern = %pattern, removed, unreached, primaries = primaries.len(), "redis pattern deletion was partial");
+        Err(Error::Partial { removed, unreached, primaries: primaries.len(), cause: causes.join("; ") })
+    }
+
+    /// The walk of one node (`None`: the one server), as
+    /// [`scan_and_apply`](Self::scan_and_apply) describes; on failure, what
+    /// it had removed and the error that stopped it.
+    async fn scan_node(
+        &self,
+        node: Option<&NodeAddress>,
+        pattern: &str,
+        apply: &mut impl FnMut(&mut redis::Pipeline, &[Vec<u8>]) -> usize,
+    ) -> Result<u64, (u64, Error)> {
         let started = Instant::now();
         let mut removed = 0_u64;
         let mut cursor = Some(0_u64);
@@ -429,21 +553,26 @@ impl RedisTier {
                 pipeline.cmd("SCAN").arg(at).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT);
             }
             let op = if cursor.is_some() { Op::Scan } else { Op::Delete };
-            let replies: Vec<redis::Value> = match self.shared.round_trip(op, Request::Pipeline(&pipeline)).await {
+            let request = match node {
+                Some(node) => Request::OnNode(&pipeline, node),
+                None => Request::Pipeline(&pipeline),
+            };
+            let replies: Vec<redis::Value> = match self.shared.round_trip(op, request).await {
                 Ok(replies) => replies,
                 Err(error) => {
                     if removed > 0 {
                         tracing::warn!(pattern = %pattern, removed, %error, "redis pattern deletion stopped midway");
                     }
-                    return Err(error);
+                    return Err((removed, error));
                 }
             };
             let mut replies = replies.into_iter();
             for _ in 0..applied {
-                removed += self.shared.parse::<u64>(op, replies.next())?;
+                removed += self.shared.parse::<u64>(op, replies.next()).map_err(|error| (removed, error))?;
             }
             if cursor.is_some() {
-                let (next, keys): (u64, Vec<Vec<u8>>) = self.shared.parse(op, replies.next())?;
+                let (next, keys): (u64, Vec<Vec<u8>>) =
+                    self.shared.parse(op, replies.next()).map_err(|error| (removed, error))?;
                 cursor = (next != 0).then_some(next);
                 page = keys;
             } else {
@@ -533,10 +662,33 @@ impl fmt::Debug for RedisTier {
 }
 
 impl Shared {
+    /// One `PING` (in cluster mode, to every primary: every slot can be
+    /// served) through the breaker; how long it took.
     pub(crate) async fn ping(&self) -> Result<Duration, Error> {
         let started = Instant::now();
-        self.round_trip::<()>(Op::Ping, Request::Command(&redis::cmd("PING"))).await?;
+        self.round_trip::<()>(Op::Ping, Request::AllPrimaries(&redis::cmd("PING"))).await?;
+        self.set_up(true);
         Ok(started.elapsed())
+    }
+
+    /// The breaker's trial when the prober makes it: as [`ping`](Self::ping)
+    /// on one server; on a cluster, an `ECHO` to any one node, which
+    /// closes the breaker if the cluster answers at all. (A `PING` of every
+    /// primary would keep it open, and Redis skipped for every wallet,
+    /// for as long as one primary is down; this way the wallets of the
+    /// primaries that answer are served between the openings that the
+    /// failures on the others' cause.) It says nothing of `is_up`.
+    pub(crate) async fn trial(&self) {
+        match self.mode {
+            Mode::Standalone => {
+                let _ = self.ping().await;
+            }
+            Mode::Cluster => {
+                let mut command = redis::cmd("ECHO");
+                command.arg("trial");
+                let _ = self.round_trip::<redis::Value>(Op::Ping, Request::Command(&command)).await;
+            }
+        }
     }
 
     /// The prober's `PING`: as [`ping`](Self::ping), but an open breaker
@@ -544,10 +696,33 @@ impl Shared {
     /// `Breaker::admit_probe`).
     pub(crate) async fn probe(&self) -> Result<(), Error> {
         let permit = self.breaker.admit_probe().inspect_err(|_| self.observer.rejected(Op::Ping))?;
-        let request = Request::Command(&redis::cmd("PING"));
+        let request = Request::AllPrimaries(&redis::cmd("PING"));
         let result = self.attempt::<()>(Op::Ping, &request).await;
         self.record(permit, &result);
+        if result.is_ok() {
+            self.set_up(true);
+        }
         result
+    }
+
+    /// In cluster mode, waits until the tier holds a cluster connection
+    /// (or the pool gives up making one), with no op timeout: learning the
+    /// cluster may take longer than one operation may wait, and an
+    /// operation that gives up would abandon it. The prober calls it
+    /// before it pings. Standalone, returns at once.
+    pub(crate) async fn connect_cluster(&self) {
+        if self.mode == Mode::Cluster
+            && let Err(error) = self.connection.get().await
+        {
+            tracing::debug!(redis = %self.redacted_url, error = %self.secrets.scrub(error), "cannot reach the redis cluster");
+        }
+    }
+
+    /// `CLUSTER NODES`, from whichever node answers.
+    async fn cluster_nodes(&self) -> Result<String, Error> {
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("NODES");
+        self.round_trip(Op::Scan, Request::Command(&command)).await
     }
 
     /// Whether a round trip got an answer since the last call; clears it.
@@ -601,7 +776,7 @@ impl Shared {
             *progress = Progress { step: Op::Connect, in_flight: None };
             let (ticket, mut connection) = self.connection.get().await.map_err(Failure::Pool)?;
             *progress = Progress { step: op, in_flight: Some(ticket) };
-            let error = match request.send(&mut connection).await {
+            let error = match connection.send(request).await {
                 Ok(reply) => return Ok(reply),
                 Err(error) => error,
             };
@@ -722,7 +897,11 @@ impl Shared {
     }
 
     fn heard_answer(&self) {
-        self.set_up(true);
+        // In a cluster, one node's answer says nothing of the others': only
+        // the probe of every primary says the cluster is up.
+        if self.mode == Mode::Standalone {
+            self.set_up(true);
+        }
         // Read first: under load every operation lands here, and a store
         // to a flag already set would only bounce its cache line.
         if !self.answered.load(Ordering::Relaxed) {
@@ -737,6 +916,14 @@ impl Shared {
         }
     }
 }
+
+/// Who serves which slots, by address, for comparing two readings.
+fn slot_owners(cluster_nodes: &str) -> Vec<SlotOwner> {
+    topology::primaries(cluster_nodes).into_iter().map(|node| (node.host, node.port, node.ranges)).collect()
+}
+
+/// A primary's host, port and slot ranges.
+type SlotOwner = (String, u16, Vec<(u16, u16)>);
 
 /// The kind of `error` if it is an error reply that refuses one command
 /// (rather than one saying the server cannot serve anyone now, which is an
@@ -754,15 +941,6 @@ fn refusal(error: &redis::RedisError) -> Option<ErrorReply> {
 /// from Redis (`WRONGTYPE`, say) is not one.
 fn breaks_connection(error: &redis::RedisError) -> bool {
     error.is_io_error() || error.is_unrecoverable_error()
-}
-
-impl Request<'_> {
-    async fn send<R: FromRedisValue>(&self, connection: &mut MultiplexedConnection) -> redis::RedisResult<R> {
-        match self {
-            Self::Command(command) => command.query_async(connection).await,
-            Self::Pipeline(pipeline) => pipeline.query_async(connection).await,
-        }
-    }
 }
 
 #[cfg(test)]

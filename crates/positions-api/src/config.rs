@@ -61,8 +61,15 @@ pub struct Config {
     pub stale_if_error_sec: u64,
 
     /// Redis URL for the shared second tier (`redis://[user:password@]host:port[/db]`); unset means memory only.
+    /// With `REDIS_MODE=cluster`, a comma-separated list of seed nodes (`redis://host:port,redis://host:port`).
     #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
     pub redis_url: Option<String>,
+
+    /// `standalone` (one Redis, or a proxy in front of several) or `cluster` (Redis Cluster, or a managed
+    /// equivalent in cluster mode: `REDIS_URL` lists seed nodes, and the client follows the cluster).
+    #[arg(long = "redis-mode", env = "REDIS_MODE", default_value = "standalone", value_name = "MODE",
+          value_parser = parse_redis_mode)]
+    pub redis_mode: cache_redis::Mode,
 
     /// Prefix of every Redis key: `<namespace>:positions:v2:{<wallet>}` (the braces are a hash tag).
     #[arg(long = "redis-namespace", env = "REDIS_NAMESPACE", default_value = "poscache", value_name = "NAME",
@@ -289,6 +296,10 @@ fn parse_redis_url(value: &str) -> Result<String, String> {
         // The value may hold a password: never echo it.
         Err("expected redis://[user:password@]host:port[/db]".into())
     }
+}
+
+fn parse_redis_mode(value: &str) -> Result<cache_redis::Mode, String> {
+    value.parse()
 }
 
 fn parse_namespace(value: &str) -> Result<String, String> {
@@ -535,7 +546,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 14] = [
+        let cases: [(&[&str], &str); 15] = [
+            (&["--redis-mode", "sentinel"], "REDIS_MODE"),
             (&["--fleet-lease-ms", "5000"], "FLEET_LEASE_MS"),
             (&["--fleet-coordination", "sometimes"], "FLEET_COORDINATION"),
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),

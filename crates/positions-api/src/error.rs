@@ -53,6 +53,18 @@ pub enum ApiError {
     /// An invalidation reached memory but not Redis.
     #[error("dropped from memory, but Redis did not answer ({0}); retry to drop it there too")]
     RedisUnavailable(String),
+    /// A pattern invalidation reached memory and some of a Redis
+    /// Cluster's primaries, not all: entries that match may be left in
+    /// Redis. The body says how many went (`removed`) and `partial: true`.
+    #[error("dropped {removed} entries matching {pattern:?}, but not everywhere in Redis ({detail}); retry to finish")]
+    PartialDeletion {
+        /// The pattern, as given.
+        pattern: String,
+        /// How many entries went (memory and Redis).
+        removed: u64,
+        /// Which primaries were not walked, and why.
+        detail: String,
+    },
     /// The service is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -75,7 +87,9 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::SourceFailed(_) => StatusCode::BAD_GATEWAY,
             Self::SourceTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Overloaded | Self::ShuttingDown | Self::RedisUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::ShuttingDown | Self::RedisUnavailable(_) | Self::PartialDeletion { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +109,7 @@ impl ApiError {
             Self::Overloaded => "overloaded",
             Self::ShuttingDown => "shutting_down",
             Self::RedisUnavailable(_) => "redis_unavailable",
+            Self::PartialDeletion { .. } => "partial_deletion",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -105,8 +120,24 @@ impl ApiError {
         struct ErrorBody<'a> {
             error: &'a str,
             message: String,
+            /// A partial deletion's answer carries what a complete one does
+            /// (`pattern`, `removed`), and `partial: true`.
+            #[serde(flatten, skip_serializing_if = "Option::is_none")]
+            deletion: Option<Deletion<'a>>,
         }
-        let body = serde_json::to_vec(&ErrorBody { error: self.code(), message: self.to_string() })
+        #[derive(Serialize)]
+        struct Deletion<'a> {
+            pattern: &'a str,
+            removed: u64,
+            partial: bool,
+        }
+        let deletion = match self {
+            Self::PartialDeletion { pattern, removed, .. } => {
+                Some(Deletion { pattern, removed: *removed, partial: true })
+            }
+            _ => None,
+        };
+        let body = serde_json::to_vec(&ErrorBody { error: self.code(), message: self.to_string(), deletion })
             .unwrap_or_else(|_| br#"{"error":"internal_error","message":"unrenderable error"}"#.to_vec());
         let mut response = Response::new(Body::full(body));
         *response.status_mut() = self.status();
@@ -119,7 +150,7 @@ impl ApiError {
             Self::MethodNotAllowed { allow, .. } => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Overloaded | Self::ShuttingDown | Self::RedisUnavailable(_) => {
+            Self::Overloaded | Self::ShuttingDown | Self::RedisUnavailable(_) | Self::PartialDeletion { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             _ => {}
@@ -157,5 +188,24 @@ mod tests {
         let json = body_json(invalid.to_response()).await;
         assert_eq!(json["error"], "invalid_wallet");
         assert_eq!(json["message"], r#"invalid wallet "0xZZ": expected 0x and 40 hex digits"#);
+        assert!(json.get("partial").is_none(), "only a deletion's answer says partial");
+
+        let partial =
+            ApiError::PartialDeletion { pattern: "0xab*".into(), removed: 7, detail: "1 of 3 primaries".into() };
+        let response = partial.to_response();
+        assert_eq!(
+            (response.status().as_u16(), &response.headers()[RETRY_AFTER]),
+            (503, &HeaderValue::from_static("1"))
+        );
+        let json = body_json(response).await;
+        assert_eq!(
+            (&json["error"], &json["pattern"], &json["removed"], &json["partial"]),
+            (
+                &serde_json::json!("partial_deletion"),
+                &serde_json::json!("0xab*"),
+                &serde_json::json!(7),
+                &serde_json::json!(true)
+            )
+        );
     }
 }

@@ -418,7 +418,7 @@ impl App {
         let pattern = pattern.as_ref();
         let removed = self.service.invalidate_matching(pattern).await?;
         tracing::info!(pattern, removed, request_id = RequestContext::current_id(), "wallets invalidated");
-        Ok(json(StatusCode::OK, &DeletedPattern { pattern, removed }))
+        Ok(json(StatusCode::OK, &DeletedPattern { pattern, removed, partial: false }))
     }
 
     /// Checks the bearer token. The scheme is matched case-insensitively
@@ -495,6 +495,9 @@ struct DeletedWallet<'a> {
 struct DeletedPattern<'a> {
     pattern: &'a str,
     removed: u64,
+    /// Always `false` here: a partial deletion answers 503 with
+    /// `partial: true` (see [`ApiError::PartialDeletion`]).
+    partial: bool,
 }
 
 /// `/health`'s body.

@@ -470,7 +470,10 @@ impl Service {
     ///
     /// [`ApiError::BadRequest`] for a malformed pattern (nothing is
     /// dropped); [`ApiError::RedisUnavailable`] as for
-    /// [`invalidate`](Self::invalidate).
+    /// [`invalidate`](Self::invalidate); [`ApiError::PartialDeletion`] when
+    /// Redis is a cluster and some of its primaries could not be walked to
+    /// the end (what was found elsewhere is gone, and the other replicas
+    /// are told): deleting again finishes the job.
     pub async fn invalidate_matching(&self, pattern: &str) -> Result<u64, ApiError> {
         let shared = &self.shared;
         let parsed = Pattern::new(pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -479,15 +482,27 @@ impl Service {
             .tombstones
             .delete_matching(parsed, at, || shared.cache.invalidate_matching(pattern))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let mut partial = None;
         let in_redis = match &shared.redis {
-            Some(redis) => redis
-                .delete_matching_with_tombstones(pattern, at, shared.tombstone_ttl)
-                .await
-                .map_err(redis_unavailable)?,
+            Some(redis) => match redis.delete_matching_with_tombstones(pattern, at, shared.tombstone_ttl).await {
+                Ok(removed) => removed,
+                // Some primaries were walked: the replicas must still hear
+                // of it, and the caller that it was partial.
+                Err(cache_redis::Error::Partial { removed, unreached, primaries, cause }) => {
+                    partial =
+                        Some(format!("{unreached} of {primaries} Redis primaries not walked to the end: {cause}"));
+                    removed
+                }
+                Err(error) => return Err(redis_unavailable(error)),
+            },
             None => 0,
         };
         shared.tell_fleet(Kind::PatternDeleted, pattern, at).await.map_err(redis_unavailable)?;
-        Ok(in_memory as u64 + in_redis)
+        let removed = in_memory as u64 + in_redis;
+        match partial {
+            Some(detail) => Err(ApiError::PartialDeletion { pattern: pattern.to_owned(), removed, detail }),
+            None => Ok(removed),
+        }
     }
 
     /// What `/health` reports.

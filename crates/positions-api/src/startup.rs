@@ -127,6 +127,7 @@ pub fn redis_with_clock(
         return Ok(None);
     };
     let redis_config = cache_redis::Config {
+        mode: config.redis_mode,
         namespace: config.redis_namespace.clone(),
         op_timeout: config.redis_timeout(),
         pool_size: std::num::NonZeroUsize::new(usize::try_from(config.redis_pool_size).unwrap_or(16))
@@ -144,6 +145,7 @@ pub fn redis_with_clock(
     let tier = RedisTier::with_observer_and_clock(redis_config.clone(), observer, clock).map_err(invalid)?;
     tracing::info!(
         url = tier.redacted_url(),
+        mode = %config.redis_mode,
         namespace = tier.namespace(),
         fleet_coordination = config.fleet_coordination,
         "redis tier configured"

@@ -37,6 +37,7 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         ("POSITIONS_BIND", "no-such-host.invalid:8080"),
         ("HTTP_IDLE_TIMEOUT_MS", "0"),
         ("SHUTDOWN_DELAY_MS", "soon"),
+        ("REDIS_MODE", "sentinel"),
     ];
     for (var, value) in cases {
         let out = command().env(var, value).output().expect("the binary runs");
@@ -44,6 +45,17 @@ fn a_bad_setting_stops_start_up_with_one_line_and_exit_code_2() {
         assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{var}={value}: not one line: {stderr}");
         assert!(stderr.contains(var), "{var}={value}: the line does not name {var}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_cluster_seed_list_stops_start_up_naming_redis_url_and_no_password() {
+    for seeds in ["redis://:hunter2@127.0.0.1:7000,redis+unix:///run/redis.sock", "redis://:hunter2@host:port"] {
+        let out = command().env("REDIS_MODE", "cluster").env("REDIS_URL", seeds).output().expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{seeds}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{seeds}: not one line: {stderr}");
+        assert!(stderr.contains("REDIS_URL") && !stderr.contains("hunter2"), "{seeds}: {stderr}");
     }
 }
 
@@ -68,6 +80,7 @@ fn help_documents_every_variable() {
         "FORCE_REFRESH_MIN_INTERVAL_MS",
         "ADMIN_TOKEN",
         "REDIS_URL",
+        "REDIS_MODE",
         "REDIS_NAMESPACE",
         "REDIS_TIMEOUT_MS",
         "REDIS_POOL_SIZE",

@@ -3,11 +3,17 @@
 
 use system_tests::eventually;
 
-use crate::{DEADLINE, Fleet, PATH, call_of};
+use crate::{Backing, DEADLINE, Fleet, PATH, call_of};
 
 #[tokio::test]
 async fn three_hundred_cold_requests_on_each_of_three_replicas_make_one_source_call() {
-    let fleet = Fleet::start().await;
+    cold_requests_on_three_replicas_make_one_source_call(Backing::Standalone).await;
+}
+
+/// 300 cold requests for one wallet on each of three replicas on
+/// `backing`: one source call, one copy.
+pub(crate) async fn cold_requests_on_three_replicas_make_one_source_call(backing: Backing) {
+    let fleet = Fleet::start_on(backing).await;
     fleet.source.hold();
     let requests: Vec<_> = (0..900)
         .map(|n| {
@@ -42,7 +48,12 @@ async fn three_hundred_cold_requests_on_each_of_three_replicas_make_one_source_c
 
 #[tokio::test]
 async fn a_wallet_stale_on_every_replica_is_refreshed_once_and_then_all_agree() {
-    let fleet = Fleet::start().await;
+    a_stale_wallet_is_refreshed_once_and_then_all_agree(Backing::Standalone).await;
+}
+
+/// A wallet stale on three replicas on `backing`: one refresh, one copy.
+pub(crate) async fn a_stale_wallet_is_refreshed_once_and_then_all_agree(backing: Backing) {
+    let fleet = Fleet::start_on(backing).await;
     fleet.warm(PATH).await;
     assert_eq!(fleet.source.calls(), 1);
     fleet.clock.advance(system_tests::service::TTL + std::time::Duration::from_secs(1));

@@ -15,27 +15,27 @@ use system_tests::{Client, TestService, eventually};
 use crate::{source, wallet_path};
 
 /// More wallets than tier 1 holds, so that most requests reach Redis.
-const WALLETS: usize = 64;
-const TIER1_WALLETS: usize = 16;
+pub(crate) const WALLETS: usize = 64;
+pub(crate) const TIER1_WALLETS: usize = 16;
 const REDIS_TIMEOUT_MS: u64 = 100;
 
 /// What a steady stream of requests saw.
 #[derive(Debug, Default)]
-struct Stream {
+pub(crate) struct Stream {
     sent: AtomicU64,
-    failed: AtomicU64,
-    worst_micros: AtomicU64,
-    failures: std::sync::Mutex<Vec<String>>,
+    pub(crate) failed: AtomicU64,
+    pub(crate) worst_micros: AtomicU64,
+    pub(crate) failures: std::sync::Mutex<Vec<String>>,
 }
 
 impl Stream {
-    fn sent(&self) -> u64 {
+    pub(crate) fn sent(&self) -> u64 {
         self.sent.load(Ordering::SeqCst)
     }
 }
 
 /// Starts `workers` clients that request random wallets until `stop`.
-fn start_stream(
+pub(crate) fn start_stream(
     client: &Client,
     stream: &Arc<Stream>,
     stop: &Arc<AtomicBool>,
@@ -75,7 +75,7 @@ fn start_stream(
         .collect()
 }
 
-async fn health_status(client: &Client) -> String {
+pub(crate) async fn health_status(client: &Client) -> String {
     client.get("/health").await.json()["status"].as_str().unwrap_or_default().to_owned()
 }
 

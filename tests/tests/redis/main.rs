@@ -1,7 +1,9 @@
 //! The service with Redis as tier 2, against real `redis-server` processes
 //! that the tests start, kill, restart and freeze, and that refuse what
-//! they are asked.
+//! they are asked; and on a Redis Cluster that loses a primary or moves
+//! slots under load.
 
+mod cluster;
 mod faults;
 mod health;
 mod refusals;

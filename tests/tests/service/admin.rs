@@ -106,7 +106,7 @@ async fn a_percent_encoded_pattern_is_decoded() {
     // What `curl -G --data-urlencode 'pattern=0x5*'` sends.
     let reply = client.delete("/v4/positions?pattern=0x5%2A", Some(TOKEN)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.json(), serde_json::json!({"pattern": "0x5*", "removed": 2}));
+    assert_eq!(reply.json(), serde_json::json!({"pattern": "0x5*", "removed": 2, "partial": false}));
 
     let bad = client.delete("/v4/positions?pattern=0x5%2", Some(TOKEN)).await;
     assert_eq!(bad.status, 400);

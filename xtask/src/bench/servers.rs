@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
@@ -123,6 +124,92 @@ pub(crate) fn redis(dir: &Path) -> Result<Server> {
     let mut process = Process::start("redis-server", &launch, &dir.join("redis-server.log"))?;
     process.wait_for_port(addr)?;
     Ok(Server { process, addr })
+}
+
+/// A Redis Cluster on 127.0.0.1: three primaries and three replicas, each
+/// a `redis-server --cluster-enabled yes` in `dir`, joined with
+/// `redis-cli --cluster create --cluster-replicas 1`; stopped on drop.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Server>,
+    /// The `redis-cli --cluster create` command, as run.
+    pub(crate) create: String,
+}
+
+impl Cluster {
+    /// `redis://127.0.0.1:P` for every node, joined by commas: what
+    /// `REDIS_URL` takes with `REDIS_MODE=cluster`.
+    pub(crate) fn seeds(&self) -> String {
+        self.nodes.iter().map(|node| format!("redis://{}", node.addr)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The ports of the nodes that are primaries now (`ROLE`).
+    pub(crate) fn primary_ports(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| node.addr.port().to_string())
+            .filter(|port| {
+                Command::new("redis-cli")
+                    .args(["-p", port, "ROLE"])
+                    .output()
+                    .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).starts_with("master"))
+            })
+            .collect()
+    }
+}
+
+/// Starts a [`Cluster`] in `dir` and waits until every node says
+/// `cluster_state:ok`.
+pub(crate) fn redis_cluster(dir: &Path) -> Result<Cluster> {
+    let mut nodes = Vec::new();
+    while nodes.len() < 6 {
+        let addr = super::process::free_port()?;
+        // The cluster bus listens on the port plus 10000.
+        let Some(bus) = addr.port().checked_add(10_000) else { continue };
+        if std::net::TcpListener::bind(("127.0.0.1", bus)).is_err() {
+            continue;
+        }
+        let node_dir = dir.join(format!("cluster-{}", addr.port()));
+        std::fs::create_dir_all(&node_dir).with_context(|| format!("cannot create {}", node_dir.display()))?;
+        let launch = Launch::new("redis-server")
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(addr.port().to_string())
+            .arg("--save")
+            .arg("")
+            .arg("--appendonly")
+            .arg("no")
+            .arg("--cluster-enabled")
+            .arg("yes")
+            .arg("--cluster-config-file")
+            .arg("nodes.conf")
+            .arg("--dir")
+            .arg(node_dir.to_string_lossy());
+        let mut process = Process::start("redis-server", &launch, &node_dir.join("redis-server.log"))?;
+        process.wait_for_port(addr)?;
+        nodes.push(Server { process, addr });
+    }
+    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+    args.extend(nodes.iter().map(|node| node.addr.to_string()));
+    args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
+    let create = format!("redis-cli {}", args.join(" "));
+    eprintln!("==> {create}");
+    let out = Command::new("redis-cli").args(&args).output().context("could not run redis-cli")?;
+    anyhow::ensure!(out.status.success(), "`{create}` failed: {}", String::from_utf8_lossy(&out.stdout));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for node in &nodes {
+        let port = node.addr.port().to_string();
+        loop {
+            let out = Command::new("redis-cli").args(["-p", &port, "CLUSTER", "INFO"]).output()?;
+            if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "node {port} never said cluster_state:ok");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    Ok(Cluster { nodes, create })
 }
 
 /// A benchkit program's server, once it has printed `listening on ADDR`.

@@ -7,6 +7,10 @@
 //! almost never in memory: it reads Redis, decodes the envelope, renders
 //! the JSON and answers. The difference to the floor is the HTTP exchange
 //! plus that work.
+//!
+//! Then the same against a Redis Cluster (three primaries, three replicas,
+//! all on this machine, `REDIS_MODE=cluster`), with `redis-benchmark
+//! --cluster` as its floor: what routing by slot costs a tier-2 hit.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,15 +27,26 @@ use crate::tools;
 const WALLETS: u32 = 1_000;
 const CONNECTIONS: [u32; 2] = [1, 32];
 
-/// One connection count's figures.
+/// One Redis setup's and connection count's figures.
 #[derive(Debug)]
 struct Row {
+    redis: &'static str,
     connections: u32,
     load: Load,
     tier2_share: f64,
     floor_p50_ms: f64,
     floor_p99_ms: f64,
     floor_command: String,
+}
+
+/// The Redis a measurement runs against: the service's settings, and the
+/// ports of the servers that hold the data (the primaries, for a cluster).
+struct Backend<'a> {
+    name: &'static str,
+    env: Vec<(&'static str, String)>,
+    primaries: Vec<String>,
+    /// `redis-benchmark`'s extra arguments (`--cluster`).
+    floor_args: &'a [&'a str],
 }
 
 pub(crate) fn run_section(mode: Mode) -> Result<String> {
@@ -42,30 +57,61 @@ pub(crate) fn run_section(mode: Mode) -> Result<String> {
         Mode::Quick => 2,
     };
     let dir = servers::scratch("tier2")?;
-    let redis = servers::redis(&dir)?;
     let upstream = servers::slow_upstream(&dir, "0", 10)?;
-    let (source, url) = (format!("http://{}", upstream.addr), format!("redis://{}", redis.addr));
-    let service = servers::service(
-        &dir,
-        "positions-api",
-        &[
-            ("POSITIONS_SOURCE", source.as_str()),
-            ("REDIS_URL", url.as_str()),
-            ("POSITION_CACHE_MAX", "1"),
-            ("POSITION_CACHE_TTL_SEC", "86400"),
-        ],
-        None,
-    )?;
+    let source = format!("http://{}", upstream.addr);
+    let mut commands = vec![upstream.process.shown().to_owned()];
+    let mut rows = Vec::new();
+
+    let redis = servers::redis(&dir)?;
+    commands.push(redis.process.shown().to_owned());
+    let single = Backend {
+        name: "one server",
+        env: vec![("REDIS_URL", format!("redis://{}", redis.addr))],
+        primaries: vec![redis.addr.port().to_string()],
+        floor_args: &[],
+    };
+    let value_bytes = measure(&dir, &source, &single, seconds, &mut rows, &mut commands)?;
+    drop(redis);
+
+    let cluster = servers::redis_cluster(&dir.join("cluster"))?;
+    commands.push(format!("{} (and five more nodes like it, each on its own port)", cluster.nodes[0].process.shown()));
+    commands.push(cluster.create.clone());
+    let clustered = Backend {
+        name: "cluster, 3 primaries",
+        env: vec![("REDIS_URL", cluster.seeds()), ("REDIS_MODE", "cluster".to_owned())],
+        primaries: cluster.primary_ports(),
+        floor_args: &["--cluster"],
+    };
+    measure(&dir, &source, &clustered, seconds, &mut rows, &mut commands)?;
+    render(&rows, value_bytes, &commands)
+}
+
+/// Starts the service on `backend`, stores every wallet, and measures
+/// tier-2 hits and the floor at each connection count, into `rows`; the
+/// size of a stored value.
+fn measure(
+    dir: &std::path::Path,
+    source: &str,
+    backend: &Backend<'_>,
+    seconds: u32,
+    rows: &mut Vec<Row>,
+    commands: &mut Vec<String>,
+) -> Result<u64> {
+    let mut env: Vec<(&str, &str)> =
+        vec![("POSITIONS_SOURCE", source), ("POSITION_CACHE_MAX", "1"), ("POSITION_CACHE_TTL_SEC", "86400")];
+    env.extend(backend.env.iter().map(|(key, value)| (*key, value.as_str())));
+    let name = if backend.floor_args.is_empty() { "positions-api" } else { "positions-api-cluster" };
+    let service = servers::service(dir, name, &env, None)?;
+    commands.push(service.process.shown().to_owned());
     let prefix = service.url("/v4/positions/");
     let wallets = WALLETS.to_string();
     let fill =
         Load::run(&["sweep".into(), "--url-prefix".into(), prefix.clone(), "--wallets".into(), wallets.clone()])?;
     ensure!(fill.failed() == 0, "storing the wallets failed: {}", fill.failures());
-    let port = redis.addr.port().to_string();
-    wait_for_keys(&port, u64::from(WALLETS))?;
-    let value_bytes = value_size(&port)?;
+    commands.push(fill.shown.clone());
+    wait_for_keys(&backend.primaries, u64::from(WALLETS))?;
+    let value_bytes = value_size(&backend.primaries[0])?;
 
-    let mut rows = Vec::new();
     for connections in CONNECTIONS {
         let hits_before = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0];
         let load = Load::run(&[
@@ -85,25 +131,32 @@ pub(crate) fn run_section(mode: Mode) -> Result<String> {
         let hits = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0] - hits_before;
         #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
         let tier2_share = hits / load.requests() as f64;
-        let (floor_p50_ms, floor_p99_ms, floor_command) = redis_benchmark(&port, value_bytes, connections)?;
-        rows.push(Row { connections, load, tier2_share, floor_p50_ms, floor_p99_ms, floor_command });
+        let (floor_p50_ms, floor_p99_ms, floor_command) =
+            redis_benchmark(&backend.primaries[0], backend.floor_args, value_bytes, connections)?;
+        rows.push(Row {
+            redis: backend.name,
+            connections,
+            load,
+            tier2_share,
+            floor_p50_ms,
+            floor_p99_ms,
+            floor_command,
+        });
     }
-    let commands = vec![
-        redis.process.shown().to_owned(),
-        upstream.process.shown().to_owned(),
-        service.process.shown().to_owned(),
-        fill.shown.clone(),
-    ];
-    render(&rows, value_bytes, &commands)
+    Ok(value_bytes)
 }
 
-/// Waits until Redis holds `keys` keys (the service writes them in the
-/// background).
-fn wait_for_keys(port: &str, keys: u64) -> Result<()> {
+/// Waits until the servers on `ports` hold `keys` keys in all (the service
+/// writes them in the background).
+fn wait_for_keys(ports: &[String], keys: u64) -> Result<()> {
     let started = Instant::now();
     loop {
-        let out = Command::new("redis-cli").args(["-p", port, "DBSIZE"]).output().context("could not run redis-cli")?;
-        let held: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        let mut held = 0_u64;
+        for port in ports {
+            let out =
+                Command::new("redis-cli").args(["-p", port, "DBSIZE"]).output().context("could not run redis-cli")?;
+            held += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap_or(0);
+        }
         if held >= keys {
             return Ok(());
         }
@@ -123,12 +176,15 @@ fn value_size(port: &str) -> Result<u64> {
 }
 
 /// `redis-benchmark` GETs of a value of `bytes` bytes over `connections`
-/// connections: p50 and p99 in milliseconds, and the command.
-fn redis_benchmark(port: &str, bytes: u64, connections: u32) -> Result<(f64, f64, String)> {
+/// connections (with `extra` arguments: `--cluster` spreads its keys over
+/// a cluster's primaries): p50 and p99 in milliseconds, and the command.
+fn redis_benchmark(port: &str, extra: &[&str], bytes: u64, connections: u32) -> Result<(f64, f64, String)> {
     let requests = if connections == 1 { "50000" } else { "300000" };
-    let args =
+    let mut args: Vec<String> = extra.iter().map(|&arg| arg.to_owned()).collect();
+    args.extend(
         ["-p", port, "-t", "get", "-d", &bytes.to_string(), "-c", &connections.to_string(), "-n", requests, "--csv"]
-            .map(str::to_owned);
+            .map(str::to_owned),
+    );
     let shown = format!("redis-benchmark {}", args.join(" "));
     eprintln!("==> {shown}");
     let out = Command::new("redis-benchmark").args(&args).output().context("could not run redis-benchmark")?;
@@ -147,7 +203,9 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
          all stored in Redis beforehand, so that nearly every answer is read from Redis, decoded and rendered \
          (the share is counted from `position_cache_redis_hits_total`). The floor is `redis-benchmark` \
          reading a {value_bytes}-byte value (the size of a stored wallet) from the same Redis over the same \
-         number of connections. Closed loop: each connection sends when answered.\n\n",
+         number of connections. Closed loop: each connection sends when answered. Measured against one \
+         `redis-server`, then against a Redis Cluster of three primaries and three replicas on the same \
+         machine (`REDIS_MODE=cluster`, every node a seed; the floor `redis-benchmark --cluster`).\n\n",
         thousands(f64::from(WALLETS)),
     );
     let mut table_rows = Vec::new();
@@ -157,6 +215,7 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
         #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
         let requests = row.load.requests() as f64;
         table_rows.push(vec![
+            row.redis.to_owned(),
             row.connections.to_string(),
             thousands(requests),
             percent(row.tier2_share, 1.0),
@@ -170,6 +229,7 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
     }
     s.push_str(&table(
         &[
+            "Redis",
             "connections",
             "requests",
             "answered from Redis",

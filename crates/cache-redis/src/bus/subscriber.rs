@@ -45,7 +45,9 @@ impl Drop for Guard {
 
 /// What the subscriber needs, put together by [`Bus`](super::Bus).
 pub(crate) struct Subscriber {
-    pub(crate) client: redis::Client,
+    /// The server, or in cluster mode one client per seed node, tried in
+    /// turn: each attempt after a failure or a loss takes the next one.
+    pub(crate) clients: Vec<redis::Client>,
     pub(crate) channel: String,
     pub(crate) instance: InstanceId,
     pub(crate) events: mpsc::Sender<Event>,
@@ -104,10 +106,15 @@ impl Subscriber {
         // start: the caller may have cached entries meanwhile.
         let mut down_since: Option<SystemTime> = None;
         let mut backoff = Backoff::new();
+        let mut node = 0_usize;
         loop {
+            let client = &self.clients[node % self.clients.len()];
+            // The next attempt, if there is one, goes to the next seed: a
+            // node that failed once is tried again after the others.
+            node = node.wrapping_add(1);
             let attempt = tokio::select! {
                 () = self.stopped(&mut stop) => break,
-                attempt = tokio::time::timeout(self.op_timeout, self.subscribe()) => attempt,
+                attempt = tokio::time::timeout(self.op_timeout, subscribe(client, &self.channel)) => attempt,
             };
             let failure = match attempt {
                 Ok(Ok((sink, stream))) => {
@@ -120,9 +127,12 @@ impl Subscriber {
                             break;
                         }
                     }
+                    // A working node is kept as long as it works.
+                    node = node.wrapping_sub(1);
                     match self.listen(sink, stream, until, &mut stop).await {
                         Ended::Stopped => break,
                         Ended::Lost(since) => {
+                            node = node.wrapping_add(1);
                             self.set_subscribed(false);
                             tracing::warn!(redis = %self.redacted_url, channel = %self.channel, "lost the fleet channel subscription; resubscribing");
                             down_since = Some(since);
@@ -149,13 +159,6 @@ impl Subscriber {
             }
         }
         self.set_subscribed(false);
-    }
-
-    /// Opens a pub/sub connection and subscribes it to the channel.
-    async fn subscribe(&self) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.subscribe(&self.channel).await?;
-        Ok(pubsub.split())
     }
 
     /// Hands messages to the caller until the subscription breaks or the
@@ -238,6 +241,14 @@ impl Subscriber {
             self.observer.bus_subscribed_changed(subscribed);
         }
     }
+}
+
+/// Opens a pub/sub connection with `client` and subscribes it to
+/// `channel`.
+async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub.split())
 }
 
 async fn next(stream: &mut PubSubStream) -> Option<redis::Msg> {
