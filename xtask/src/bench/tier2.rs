@@ -4,9 +4,11 @@
 //!
 //! The service runs with `POSITION_CACHE_MAX=1`, so that a request for any
 //! of 1,000 wallets (drawn uniformly, all stored in Redis beforehand) is
-//! almost never in memory: it reads Redis, decodes the envelope, renders
-//! the JSON and answers. The difference to the floor is the HTTP exchange
-//! plus that work.
+//! almost never in memory: it reads Redis, decodes the envelope, inflates
+//! and checks the stored answer and answers. The difference to the floor is
+//! the HTTP exchange plus that work; to tell them apart, the same server is
+//! then asked for one wallet only, which memory holds: the HTTP exchange
+//! alone, at the same connection count.
 //!
 //! Then the same against a Redis Cluster (three primaries, three replicas,
 //! all on this machine, `REDIS_MODE=cluster`), with `redis-benchmark
@@ -20,12 +22,14 @@ use anyhow::{Context, Result, bail, ensure};
 use super::Mode;
 use super::figures::{latency, percent, ratio, thousands};
 use super::load::Load;
-use super::report::table;
+use super::report::{table, verdict};
 use super::{probe, servers};
 use crate::tools;
 
 const WALLETS: u32 = 1_000;
 const CONNECTIONS: [u32; 2] = [1, 32];
+/// The target: a tier-2 hit's p50 at most this many times the floor's.
+const TARGET: f64 = 2.0;
 
 /// One Redis setup's and connection count's figures.
 #[derive(Debug)]
@@ -33,6 +37,8 @@ struct Row {
     redis: &'static str,
     connections: u32,
     load: Load,
+    /// The same server answering one wallet from memory: the HTTP exchange.
+    memory: Load,
     tier2_share: f64,
     floor_p50_ms: f64,
     floor_p99_ms: f64,
@@ -129,6 +135,20 @@ fn measure(
         ])?;
         ensure!(load.failed() == 0, "tier-2 reads failed: {}", load.failures());
         let hits = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0] - hits_before;
+        let memory = Load::run(&[
+            "zipf".into(),
+            "--url-prefix".into(),
+            prefix.clone(),
+            "--wallets".into(),
+            "1".into(),
+            "--alpha".into(),
+            "0".into(),
+            "--connections".into(),
+            connections.to_string(),
+            "--duration".into(),
+            format!("{seconds}s"),
+        ])?;
+        ensure!(memory.failed() == 0, "memory hits failed: {}", memory.failures());
         #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
         let tier2_share = hits / load.requests() as f64;
         let (floor_p50_ms, floor_p99_ms, floor_command) =
@@ -137,6 +157,7 @@ fn measure(
             redis: backend.name,
             connections,
             load,
+            memory,
             tier2_share,
             floor_p50_ms,
             floor_p99_ms,
@@ -200,20 +221,34 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
     let mut s = format!(
         "## A tier-2 (Redis) hit\n\n\
          `positions-api` with `REDIS_URL` and `POSITION_CACHE_MAX=1`, asked for {} wallets drawn uniformly, \
-         all stored in Redis beforehand, so that nearly every answer is read from Redis, decoded and rendered \
-         (the share is counted from `position_cache_redis_hits_total`). The floor is `redis-benchmark` \
-         reading a {value_bytes}-byte value (the size of a stored wallet) from the same Redis over the same \
-         number of connections. Closed loop: each connection sends when answered. Measured against one \
-         `redis-server`, then against a Redis Cluster of three primaries and three replicas on the same \
-         machine (`REDIS_MODE=cluster`, every node a seed; the floor `redis-benchmark --cluster`).\n\n",
+         all stored in Redis beforehand, so that nearly every answer is read from Redis, its stored answer \
+         inflated and checked, and sent (the share is counted from `position_cache_redis_hits_total`). Redis \
+         holds {value_bytes} bytes per wallet (`STRLEN` of a stored value, ten positions). The floor is \
+         `redis-benchmark` reading a value of that size from the same Redis over the same number of \
+         connections. *Memory hit* is the same server asked for one wallet only, which memory holds: the \
+         HTTP exchange alone, so *tier-2 hit − memory hit* is what reading Redis adds to an answer. Closed \
+         loop: each connection sends when answered. Measured against one `redis-server`, then against a \
+         Redis Cluster of three primaries and three replicas on the same machine (`REDIS_MODE=cluster`, \
+         every node a seed; the floor `redis-benchmark --cluster`).\n\n",
         thousands(f64::from(WALLETS)),
     );
+    let mut verdicts = Vec::new();
     let mut table_rows = Vec::new();
     for row in rows {
         let p50 = row.load.number("/latency_ms/all/p50_ms")?;
         let p99 = row.load.number("/latency_ms/all/p99_ms")?;
         #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
         let requests = row.load.requests() as f64;
+        let memory_p50 = row.memory.number("/latency_ms/all/p50_ms")?;
+        verdicts.push(format!(
+            "- {}, {} connection(s): tier-2 hit p50 ≤ {TARGET}× the floor: {}, {}; what Redis adds (tier-2 hit − \
+             memory hit, p50) ÷ floor: {}\n",
+            row.redis,
+            row.connections,
+            ratio(p50 / row.floor_p50_ms),
+            verdict(p50 / row.floor_p50_ms <= TARGET),
+            ratio((p50 - memory_p50) / row.floor_p50_ms),
+        ));
         table_rows.push(vec![
             row.redis.to_owned(),
             row.connections.to_string(),
@@ -221,6 +256,7 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
             percent(row.tier2_share, 1.0),
             latency(p50),
             latency(p99),
+            latency(memory_p50),
             latency(row.floor_p50_ms),
             latency(row.floor_p99_ms),
             ratio(p50 / row.floor_p50_ms),
@@ -235,6 +271,7 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
             "answered from Redis",
             "tier-2 hit p50",
             "tier-2 hit p99",
+            "memory hit p50",
             "Redis GET p50 (floor)",
             "Redis GET p99 (floor)",
             "p50 ÷ floor",
@@ -242,8 +279,12 @@ fn render(rows: &[Row], value_bytes: u64, commands: &[String]) -> Result<String>
         ],
         &table_rows,
     ));
+    s.push_str("\nTargets in this run:\n\n");
+    for line in verdicts {
+        s.push_str(&line);
+    }
     s.push_str("\n### Commands\n\n```sh\n");
-    for command in commands.iter().chain(rows.iter().flat_map(|r| [&r.load.shown, &r.floor_command])) {
+    for command in commands.iter().chain(rows.iter().flat_map(|r| [&r.load.shown, &r.memory.shown, &r.floor_command])) {
         s.push_str(command);
         s.push('\n');
     }
