@@ -25,6 +25,7 @@ use crate::source::http::{CaBundle, without_userinfo};
         Every setting can be given as a flag or as the environment variable shown. With no settings at all the \
         service serves the bundled sample ledger from memory on 127.0.0.1:8080."
 )]
+#[expect(clippy::struct_excessive_bools, reason = "one field per on/off setting, as the environment names them")]
 pub struct Config {
     /// Whether to cache at all; with `false` every request loads from the source (concurrent requests for one
     /// wallet still share one load).
@@ -59,6 +60,24 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub stale_if_error_sec: u64,
+
+    /// Whether wallets in demand are refreshed early: a read of a fresh entry past `--eager-refresh-at-pct` of its
+    /// TTL, for a wallet read at least `--eager-refresh-min-reads` times lately, starts its one background refresh
+    /// then, so its next reads find it fresh instead of stale. Wallets read less are never refreshed early.
+    #[arg(long = "eager-refresh", env = "POSITION_CACHE_EAGER_REFRESH", default_value = "true", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub eager_refresh: bool,
+
+    /// How far into its TTL, in percent, a read of a wallet in demand starts its refresh early.
+    #[arg(long = "eager-refresh-at-pct", env = "POSITION_CACHE_EAGER_REFRESH_AT_PCT", default_value_t = 90,
+          value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub eager_refresh_at_pct: u8,
+
+    /// Reads a wallet needs lately (a count halved once per TTL) to be refreshed early. Default: enough to expect
+    /// one read inside the early window, 100 / (100 - `--eager-refresh-at-pct`), rounded up.
+    #[arg(long = "eager-refresh-min-reads", env = "POSITION_CACHE_EAGER_REFRESH_MIN_READS", value_name = "READS",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub eager_refresh_min_reads: Option<u16>,
 
     /// Redis URL for the shared second tier (`redis://[user:password@]host:port[/db]`); unset means memory only.
     #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
@@ -358,6 +377,13 @@ impl Config {
         Duration::from_secs(self.stale_if_error_sec)
     }
 
+    /// The eager refresh rule, if it is on.
+    pub fn eager_refresh(&self) -> Option<crate::service::EagerRefresh> {
+        let pct = u16::from(self.eager_refresh_at_pct);
+        let min_reads = self.eager_refresh_min_reads.unwrap_or_else(|| 100_u16.div_ceil(100 - pct));
+        self.eager_refresh.then_some(crate::service::EagerRefresh { at_pct: self.eager_refresh_at_pct, min_reads })
+    }
+
     /// One load's limit.
     pub fn refresh_timeout(&self) -> Duration {
         Duration::from_millis(self.refresh_timeout_ms)
@@ -477,6 +503,13 @@ mod tests {
         assert!(parse(&["--access-log", "true"]).expect("valid").access_log);
         assert_eq!((c.idle_timeout(), c.shutdown_delay()), (Duration::from_secs(75), Duration::ZERO));
         assert!(c.idle_timeout() > Duration::from_secs(60), "above AWS ALB's default idle timeout");
+        let eager = c.eager_refresh().expect("eager refresh is on by default");
+        assert_eq!((eager.at_pct, eager.min_reads), (90, 10), "one expected read in the last tenth of the TTL");
+        let eager = parse(&["--eager-refresh-at-pct", "80"]).unwrap().eager_refresh().unwrap();
+        assert_eq!(eager.min_reads, 5);
+        let eager = parse(&["--eager-refresh-at-pct", "70", "--eager-refresh-min-reads", "2"]).unwrap();
+        assert_eq!(eager.eager_refresh().unwrap().min_reads, 2);
+        assert!(parse(&["--eager-refresh", "false"]).unwrap().eager_refresh().is_none());
     }
 
     #[test]
@@ -535,7 +568,11 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 14] = [
+        let cases: [(&[&str], &str); 18] = [
+            (&["--eager-refresh", "often"], "POSITION_CACHE_EAGER_REFRESH"),
+            (&["--eager-refresh-at-pct", "100"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),
+            (&["--eager-refresh-at-pct", "0"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),
+            (&["--eager-refresh-min-reads", "0"], "POSITION_CACHE_EAGER_REFRESH_MIN_READS"),
             (&["--fleet-lease-ms", "5000"], "FLEET_LEASE_MS"),
             (&["--fleet-coordination", "sometimes"], "FLEET_COORDINATION"),
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),

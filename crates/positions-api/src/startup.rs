@@ -47,6 +47,7 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         max_wallets: usize::try_from(config.max_wallets).unwrap_or(usize::MAX),
         refresh,
         force_refresh_min_interval: config.force_refresh_min_interval(),
+        eager_refresh: config.eager_refresh(),
     }
 }
 

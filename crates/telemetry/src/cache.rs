@@ -108,6 +108,7 @@ pub struct CacheMetrics {
     refresh_errors: Counter,
     stale_serves: Counter,
     refresh_triggers: Counter,
+    eager_refreshes: Counter,
     overload_rejections: Counter,
     /// One counter per [`LoadKind`], indexed by `kind as usize`, created up
     /// front so both series show zeros before the first timeout.
@@ -128,6 +129,7 @@ impl CacheMetrics {
             refresh_errors: Counter::default(),
             stale_serves: Counter::default(),
             refresh_triggers: Counter::default(),
+            eager_refreshes: Counter::default(),
             overload_rejections: Counter::default(),
             queue_timeouts: LoadKind::ALL.map(|kind| queue_timeouts.get_or_create_owned(&KindLabels { kind })),
             active_refresh_tasks: Gauge::default(),
@@ -164,6 +166,12 @@ impl CacheMetrics {
             "position_cache_refresh_triggers",
             "Background refreshes started",
             metrics.refresh_triggers.clone(),
+        );
+        registry.register(
+            "position_cache_eager_refreshes",
+            "Background refreshes started early, before the TTL, for wallets in demand read near its end; each is \
+             also a refresh trigger",
+            metrics.eager_refreshes.clone(),
         );
         registry.register(
             "position_cache_overload_rejections",
@@ -207,6 +215,14 @@ impl CacheMetrics {
         self.refresh_triggers.inc();
     }
 
+    /// Counts one eager refresh started: a wallet in demand, read while
+    /// still fresh but near the end of its TTL (see the service's eager
+    /// refresh). Such a refresh is also counted by
+    /// [`record_refresh_started`](Self::record_refresh_started).
+    pub fn record_eager_refresh(&self) {
+        self.eager_refreshes.inc();
+    }
+
     /// Counts one failed load from the source, background or foreground,
     /// whatever the failure (error, timeout, panic). A load shared by several
     /// waiting requests counts once.
@@ -241,6 +257,7 @@ impl CacheMetrics {
             stale_serves: self.stale_serves.get(),
             evictions: self.evictions.get(),
             refresh_triggers: self.refresh_triggers.get(),
+            eager_refreshes: self.eager_refreshes.get(),
             refresh_errors: self.refresh_errors.get(),
             overload_rejections: self.overload_rejections.get(),
         }
@@ -274,6 +291,8 @@ pub struct CacheCounts {
     pub evictions: u64,
     /// Background refreshes started.
     pub refresh_triggers: u64,
+    /// Of those, the ones started early for wallets in demand.
+    pub eager_refreshes: u64,
     /// Failed loads.
     pub refresh_errors: u64,
     /// Loads refused for a full queue.
@@ -330,11 +349,13 @@ mod tests {
         let metrics = Metrics::new();
         metrics.cache.record_refresh_started();
         metrics.cache.record_refresh_started();
+        metrics.cache.record_eager_refresh();
         metrics.cache.record_load_failed();
         metrics.cache.record_overload_rejection();
         metrics.cache.set_active_refresh_tasks(2);
         let text = metrics.encode();
         assert_eq!(sample(&text, "position_cache_refresh_triggers_total"), Some(2.0));
+        assert_eq!(sample(&text, "position_cache_eager_refreshes_total"), Some(1.0));
         assert_eq!(sample(&text, "position_cache_refresh_errors_total"), Some(1.0));
         assert_eq!(sample(&text, "position_cache_overload_rejections_total"), Some(1.0));
         assert_eq!(sample(&text, r#"position_cache_queue_timeouts_total{kind="foreground"}"#), Some(0.0));

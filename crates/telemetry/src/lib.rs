@@ -63,6 +63,7 @@
 //! | `position_cache_refresh_errors_total` | counter | | loads from the source that failed, background or foreground |
 //! | `position_cache_stale_serves_total` | counter | | requests answered at once with data past its TTL; each is also a hit (per request) |
 //! | `position_cache_refresh_triggers_total` | counter | | background refreshes started |
+//! | `position_cache_eager_refreshes_total` | counter | | of those, started early for wallets in demand read near the end of their TTL |
 //! | `position_cache_overload_rejections_total` | counter | | loads refused because the load queue was full (the request got a 503) |
 //! | `position_cache_queue_timeouts_total` | counter | `kind`: `foreground`, `background` | loads that waited `REFRESH_QUEUE_TIMEOUT_MS` for a turn at the source and gave up: the requests got a 503, or the background refresh was dropped |
 //! | `position_cache_active_refresh_tasks` | gauge | | background refreshes in flight now |

@@ -7,6 +7,7 @@ mod admin_listener;
 mod conditional;
 mod connections;
 mod counting;
+mod eager;
 mod failures;
 mod input;
 mod observability;

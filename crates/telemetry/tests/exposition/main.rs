@@ -18,13 +18,14 @@ use telemetry::{
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
 
 /// Every registered family, in exposition order, with its type.
-const FAMILIES: [(&str, &str); 42] = [
+const FAMILIES: [(&str, &str); 43] = [
     ("position_cache_hits", "counter"),
     ("position_cache_misses", "counter"),
     ("position_cache_evictions", "counter"),
     ("position_cache_refresh_errors", "counter"),
     ("position_cache_stale_serves", "counter"),
     ("position_cache_refresh_triggers", "counter"),
+    ("position_cache_eager_refreshes", "counter"),
     ("position_cache_overload_rejections", "counter"),
     ("position_cache_queue_timeouts", "counter"),
     ("position_cache_active_refresh_tasks", "gauge"),
