@@ -383,28 +383,33 @@ impl Service {
     fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
         let shared = &self.shared;
         if entry.is_stale() {
-            self.refresh(wallet);
+            self.refresh(wallet, entry.demand());
             shared.metrics.cache.record_lookup(Lookup::Stale);
         } else {
             if shared.eager_refresh.is_some_and(|eager| eager.is_due(&entry, shared.cache.policy().ttl())) {
-                self.refresh_early(wallet);
+                self.refresh_early(wallet, entry.demand());
             }
             shared.metrics.cache.record_lookup(Lookup::Hit);
         }
         Answer::cached(entry, Origin::Memory)
     }
 
-    /// Starts an eager refresh of `wallet` unless a load of it is running.
-    fn refresh_early(&self, wallet: &Wallet) {
-        let started = self.loader.refresh(Traced::current(Job { wallet: wallet.clone(), not_before: None }));
+    /// Starts an eager refresh of `wallet` unless a load of it is running,
+    /// in the load queue's eager class, ranked by its `demand`.
+    fn refresh_early(&self, wallet: &Wallet, demand: u16) {
+        let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
+        let started = self.loader.refresh_with(job, refresh::Priority::Eager, demand);
         if started == refresh::Refresh::Started {
             self.shared.metrics.cache.record_eager_refresh();
         }
     }
 
-    /// Starts a background refresh of `wallet` unless one is running.
-    fn refresh(&self, wallet: &Wallet) {
-        self.loader.refresh(Traced::current(Job { wallet: wallet.clone(), not_before: None }));
+    /// Starts a background refresh of stale `wallet` unless one is running,
+    /// in the load queue's stale class, ranked by its `demand` (zero when
+    /// tier 1 did not hold it).
+    fn refresh(&self, wallet: &Wallet, demand: u16) {
+        let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
+        self.loader.refresh_with(job, refresh::Priority::Stale, demand);
     }
 
     /// Reads tier 2 after a tier-1 miss, or to check `held`, the tier-1
@@ -441,7 +446,7 @@ impl Service {
             Freshness::Expired => return None,
         };
         if stale {
-            self.refresh(wallet);
+            self.refresh(wallet, 0);
         }
         shared.metrics.cache.record_lookup(if stale { Lookup::Stale } else { Lookup::Hit });
         Some(Answer { snapshot, age, cached: true, stale, origin: Origin::Redis })

@@ -40,6 +40,7 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         timeout: config.refresh_timeout(),
         queue_timeout: config.refresh_queue_timeout(),
         max_queued: usize::try_from(config.refresh_queue_max).unwrap_or(usize::MAX),
+        ..refresh::Config::default()
     };
     ServiceOptions {
         cache_enabled: config.cache_enabled,

@@ -89,9 +89,12 @@ mod observer;
 mod queue;
 mod shutdown;
 
-pub use config::{Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT, DEFAULT_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUED, DEFAULT_PROMOTE_AFTER, DEFAULT_QUEUE_TIMEOUT, DEFAULT_TIMEOUT,
+};
 pub use error::LoadError;
 pub use loader::{Loader, Refresh, SkipReason};
 pub use log_throttle::LogThrottle;
 pub use observer::{FlightKind, Observer, Outcome};
+pub use queue::Priority;
 pub use shutdown::DrainReport;

@@ -228,11 +228,7 @@ pub(crate) fn run_section(mode: Mode) -> Result<String> {
     let day = Day::for_mode(mode);
     let results = [
         run_day(&day, "memory only, `POSITION_CACHE_MAX=2000` (the default)", &[("POSITION_CACHE_MAX", "2000")])?,
-        run_day(
-            &day,
-            EAGER_OFF,
-            &[("POSITION_CACHE_MAX", "10000"), ("POSITION_CACHE_EAGER_REFRESH", "false")],
-        )?,
+        run_day(&day, EAGER_OFF, &[("POSITION_CACHE_MAX", "10000"), ("POSITION_CACHE_EAGER_REFRESH", "false")])?,
         run_day(&day, EAGER_ON, &[("POSITION_CACHE_MAX", "10000"), ("POSITION_CACHE_EAGER_REFRESH", "true")])?,
         run_day_with_redis(&day, "memory + Redis, `POSITION_CACHE_MAX=2000`", &[("POSITION_CACHE_MAX", "2000")])?,
     ];
