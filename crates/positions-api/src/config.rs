@@ -79,6 +79,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub eager_refresh_min_reads: Option<u16>,
 
+    /// File of high-value wallets: one wallet or prefix (ending in `*`) per line, a class (`high`: its
+    /// refreshes go to the front of their class in the load queue; `normal`) and optionally its own TTL in
+    /// seconds, shorter than the TTL. Read once at start-up.
+    #[arg(long = "priority-file", env = "POSITION_PRIORITY_FILE", value_name = "FILE")]
+    pub priority_file: Option<PathBuf>,
+
+    /// The parsed `priority_file`.
+    #[arg(skip)]
+    pub priority: crate::priority::PriorityList,
+
     /// Redis URL for the shared second tier (`redis://[user:password@]host:port[/db]`); unset means memory only.
     #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
     pub redis_url: Option<String>,
@@ -353,6 +363,11 @@ impl Config {
                 config.refresh_timeout_ms
             )));
         }
+        let mut config = config;
+        if let Some(path) = &config.priority_file {
+            config.priority = crate::priority::PriorityList::load(path, config.ttl())
+                .map_err(|e| ConfigError::Invalid(format!("invalid POSITION_PRIORITY_FILE (--priority-file): {e}")))?;
+        }
         Ok(config)
     }
 
@@ -510,6 +525,32 @@ mod tests {
         let eager = parse(&["--eager-refresh-at-pct", "70", "--eager-refresh-min-reads", "2"]).unwrap();
         assert_eq!(eager.eager_refresh().unwrap().min_reads, 2);
         assert!(parse(&["--eager-refresh", "false"]).unwrap().eager_refresh().is_none());
+        assert!(c.priority.is_empty());
+    }
+
+    #[test]
+    fn a_priority_file_is_read_at_start_up_and_a_bad_one_named() {
+        let dir = std::env::temp_dir().join(format!("positions-api-priority-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good");
+        std::fs::write(&good, "0xab* high 60\n").expect("written");
+        let c = parse(&["--priority-file", good.to_str().expect("utf-8")]).expect("valid");
+        assert!(c.priority.rule("0xabcd").is_some_and(|r| r.high));
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "0xab* high 60\n0xcd* urgent\n").expect("written");
+        for path in [bad, dir.join("missing")] {
+            let Err(ConfigError::Invalid(line)) = parse(&["--priority-file", path.to_str().expect("utf-8")]) else {
+                panic!("{} was accepted", path.display())
+            };
+            assert!(line.contains("POSITION_PRIORITY_FILE") && !line.contains('\n'), "{line}");
+        }
+        let Err(ConfigError::Invalid(line)) =
+            parse(&["--priority-file", good.to_str().expect("utf-8"), "--ttl-sec", "30"])
+        else {
+            panic!("a TTL above the cache's was accepted")
+        };
+        assert!(line.contains("line 1"), "{line}");
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 
     #[test]

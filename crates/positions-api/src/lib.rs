@@ -59,6 +59,7 @@ pub mod encoding;
 mod error;
 mod model;
 mod observers;
+pub mod priority;
 mod request_context;
 mod routes;
 mod server;

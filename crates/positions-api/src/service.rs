@@ -46,6 +46,7 @@ use time::OffsetDateTime;
 pub use self::fleet::{Fleet, Tier2};
 use crate::error::ApiError;
 use crate::model::{Snapshot, StoredSnapshot};
+use crate::priority::PriorityList;
 use crate::request_context::{Traced, in_scope};
 use crate::source::{Source, SourceError};
 use crate::tombstones::Tombstones;
@@ -71,6 +72,9 @@ pub struct ServiceOptions {
     /// Whether and when wallets in demand are refreshed before they go
     /// stale (`POSITION_CACHE_EAGER_REFRESH`); `None` waits for staleness.
     pub eager_refresh: Option<EagerRefresh>,
+    /// High-value wallets (`POSITION_PRIORITY_FILE`): their own shorter
+    /// TTL, and the front of their class in the load queue.
+    pub priority: Arc<PriorityList>,
 }
 
 /// The eager refresh rule: a read of a fresh tier-1 entry at least
@@ -109,12 +113,10 @@ pub struct EagerRefresh {
 }
 
 impl EagerRefresh {
-    /// Whether a fresh entry read now is due for an early refresh under a
-    /// policy with this `ttl`.
+    /// Whether an entry read now, fresh under `ttl` (the wallet's own), is
+    /// due for an early refresh.
     fn is_due(self, entry: &Entry<Arc<Snapshot>>, ttl: Duration) -> bool {
-        !entry.is_stale()
-            && entry.demand() >= self.min_reads
-            && entry.age().as_nanos() * 100 >= ttl.as_nanos() * u128::from(self.at_pct)
+        entry.demand() >= self.min_reads && entry.age().as_nanos() * 100 >= ttl.as_nanos() * u128::from(self.at_pct)
     }
 }
 
@@ -204,6 +206,7 @@ struct Shared {
     enabled: bool,
     force_refresh_min_interval: Duration,
     eager_refresh: Option<EagerRefresh>,
+    priority: Arc<PriorityList>,
     cache: Cache<Wallet, Arc<Snapshot>>,
     redis: Option<RedisTier>,
     /// The fleet's channel and leases, if replicas coordinate.
@@ -282,6 +285,7 @@ impl Service {
             enabled: options.cache_enabled,
             force_refresh_min_interval: options.force_refresh_min_interval,
             eager_refresh: options.eager_refresh,
+            priority: Arc::clone(&options.priority),
             cache,
             redis,
             fleet,
@@ -380,36 +384,45 @@ impl Service {
     /// Answers from a tier-1 entry, starting a background refresh if it is
     /// stale, or early if the wallet is in demand and near the end of its
     /// TTL ([`EagerRefresh`]).
+    ///
+    /// A wallet on the priority list is judged by its own TTL, and its
+    /// refreshes go to the front of their class.
     fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
         let shared = &self.shared;
-        if entry.is_stale() {
-            self.refresh(wallet, entry.demand());
+        let rule = if shared.priority.is_empty() { None } else { shared.priority.rule(wallet.as_str()) };
+        let ttl = rule.and_then(|r| r.ttl).unwrap_or_else(|| shared.cache.policy().ttl());
+        let rank = if rule.is_some_and(|r| r.high) { u16::MAX } else { entry.demand() };
+        let stale = entry.is_stale() || entry.age() > ttl;
+        if stale {
+            self.refresh(wallet, rank);
             shared.metrics.cache.record_lookup(Lookup::Stale);
         } else {
-            if shared.eager_refresh.is_some_and(|eager| eager.is_due(&entry, shared.cache.policy().ttl())) {
-                self.refresh_early(wallet, entry.demand());
+            if shared.eager_refresh.is_some_and(|eager| eager.is_due(&entry, ttl)) {
+                self.refresh_early(wallet, rank);
             }
             shared.metrics.cache.record_lookup(Lookup::Hit);
         }
-        Answer::cached(entry, Origin::Memory)
+        let mut answer = Answer::cached(entry, Origin::Memory);
+        answer.stale = stale;
+        answer
     }
 
     /// Starts an eager refresh of `wallet` unless a load of it is running,
-    /// in the load queue's eager class, ranked by its `demand`.
-    fn refresh_early(&self, wallet: &Wallet, demand: u16) {
+    /// in the load queue's eager class at `rank`.
+    fn refresh_early(&self, wallet: &Wallet, rank: u16) {
         let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
-        let started = self.loader.refresh_with(job, refresh::Priority::Eager, demand);
+        let started = self.loader.refresh_with(job, refresh::Priority::Eager, rank);
         if started == refresh::Refresh::Started {
             self.shared.metrics.cache.record_eager_refresh();
         }
     }
 
     /// Starts a background refresh of stale `wallet` unless one is running,
-    /// in the load queue's stale class, ranked by its `demand` (zero when
-    /// tier 1 did not hold it).
-    fn refresh(&self, wallet: &Wallet, demand: u16) {
+    /// in the load queue's stale class at `rank` (its demand, or the front
+    /// for a high-value wallet; zero when tier 1 did not hold it).
+    fn refresh(&self, wallet: &Wallet, rank: u16) {
         let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
-        self.loader.refresh_with(job, refresh::Priority::Stale, demand);
+        self.loader.refresh_with(job, refresh::Priority::Stale, rank);
     }
 
     /// Reads tier 2 after a tier-1 miss, or to check `held`, the tier-1

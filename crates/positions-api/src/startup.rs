@@ -49,6 +49,7 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         refresh,
         force_refresh_min_interval: config.force_refresh_min_interval(),
         eager_refresh: config.eager_refresh(),
+        priority: Arc::new(config.priority.clone()),
     }
 }
 

@@ -12,6 +12,7 @@ mod failures;
 mod input;
 mod observability;
 mod overload;
+mod priority;
 mod stale;
 mod stampede;
 mod upstream;
