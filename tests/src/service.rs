@@ -58,6 +58,7 @@ pub fn default_options() -> ServiceOptions {
         force_refresh_min_interval: Duration::ZERO,
         eager_refresh: None,
         priority: Arc::default(),
+        warm: positions_api::WarmOptions::default(),
     }
 }
 

@@ -85,6 +85,22 @@ pub struct Config {
     #[arg(long = "priority-file", env = "POSITION_PRIORITY_FILE", value_name = "FILE")]
     pub priority_file: Option<PathBuf>,
 
+    /// How many of the wallets most in demand are remembered for a warm start: kept in Redis with `REDIS_URL`,
+    /// else in `--snapshot-path`; 0 turns warm start off.
+    #[arg(long = "warm-keys", env = "POSITION_WARM_KEYS", default_value_t = 2000, value_name = "WALLETS",
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub warm_keys: u64,
+
+    /// Without Redis: the file the wallets most in demand and their entries are written to, every minute and at
+    /// shutdown (atomically), and read from at start.
+    #[arg(long = "snapshot-path", env = "POSITION_CACHE_SNAPSHOT_PATH", value_name = "FILE")]
+    pub snapshot_path: Option<PathBuf>,
+
+    /// Longest time, in milliseconds, `/readyz` answers 503 while the memory tier warms up after a start.
+    #[arg(long = "warm-timeout-ms", env = "POSITION_WARM_TIMEOUT_MS", default_value_t = 5000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub warm_timeout_ms: u64,
+
     /// The parsed `priority_file`.
     #[arg(skip)]
     pub priority: crate::priority::PriorityList,
@@ -392,6 +408,15 @@ impl Config {
         Duration::from_secs(self.stale_if_error_sec)
     }
 
+    /// The warm-start settings.
+    pub fn warm(&self) -> crate::service::WarmOptions {
+        crate::service::WarmOptions {
+            keys: usize::try_from(self.warm_keys).unwrap_or(usize::MAX),
+            snapshot_path: self.snapshot_path.clone(),
+            timeout: Duration::from_millis(self.warm_timeout_ms),
+        }
+    }
+
     /// The eager refresh rule, if it is on.
     pub fn eager_refresh(&self) -> Option<crate::service::EagerRefresh> {
         let pct = u16::from(self.eager_refresh_at_pct);
@@ -526,6 +551,8 @@ mod tests {
         assert_eq!(eager.eager_refresh().unwrap().min_reads, 2);
         assert!(parse(&["--eager-refresh", "false"]).unwrap().eager_refresh().is_none());
         assert!(c.priority.is_empty());
+        let warm = c.warm();
+        assert_eq!((warm.keys, warm.snapshot_path, warm.timeout), (2000, None, Duration::from_secs(5)));
     }
 
     #[test]
@@ -609,7 +636,9 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 18] = [
+        let cases: [(&[&str], &str); 20] = [
+            (&["--warm-keys", "-1"], "POSITION_WARM_KEYS"),
+            (&["--warm-timeout-ms", "x"], "POSITION_WARM_TIMEOUT_MS"),
             (&["--eager-refresh", "often"], "POSITION_CACHE_EAGER_REFRESH"),
             (&["--eager-refresh-at-pct", "100"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),
             (&["--eager-refresh-at-pct", "0"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),

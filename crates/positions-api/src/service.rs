@@ -30,6 +30,7 @@
 //! every request that waited for it has gone.
 
 mod fleet;
+mod warm;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use telemetry::{Lookup, Metrics};
 use time::OffsetDateTime;
 
 pub use self::fleet::{Fleet, Tier2};
+pub use self::warm::{WarmOptions, WarmReport};
 use crate::error::ApiError;
 use crate::model::{Snapshot, StoredSnapshot};
 use crate::priority::PriorityList;
@@ -75,6 +77,8 @@ pub struct ServiceOptions {
     /// High-value wallets (`POSITION_PRIORITY_FILE`): their own shorter
     /// TTL, and the front of their class in the load queue.
     pub priority: Arc<PriorityList>,
+    /// What a restart warms from, and how long it may take.
+    pub warm: WarmOptions,
 }
 
 /// The eager refresh rule: a read of a fresh tier-1 entry at least
@@ -207,6 +211,7 @@ struct Shared {
     force_refresh_min_interval: Duration,
     eager_refresh: Option<EagerRefresh>,
     priority: Arc<PriorityList>,
+    warm: WarmOptions,
     cache: Cache<Wallet, Arc<Snapshot>>,
     redis: Option<RedisTier>,
     /// The fleet's channel and leases, if replicas coordinate.
@@ -286,6 +291,7 @@ impl Service {
             force_refresh_min_interval: options.force_refresh_min_interval,
             eager_refresh: options.eager_refresh,
             priority: Arc::clone(&options.priority),
+            warm: options.warm.clone(),
             cache,
             redis,
             fleet,
@@ -547,6 +553,11 @@ impl Service {
     /// The freshness policy.
     pub fn policy(&self) -> &Policy {
         self.shared.cache.policy()
+    }
+
+    /// The warm-start settings.
+    pub fn warm_options(&self) -> &WarmOptions {
+        &self.shared.warm
     }
 
     /// Whether caching is on.

@@ -16,6 +16,7 @@ mod priority;
 mod stale;
 mod stampede;
 mod upstream;
+mod warm;
 
 /// An EVM wallet, as every test uses it.
 pub(crate) const WALLET: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
