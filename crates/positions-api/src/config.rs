@@ -637,7 +637,7 @@ mod tests {
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
         let cases: [(&[&str], &str); 20] = [
-            (&["--warm-keys", "-1"], "POSITION_WARM_KEYS"),
+            (&["--warm-keys=-1"], "POSITION_WARM_KEYS"),
             (&["--warm-timeout-ms", "x"], "POSITION_WARM_TIMEOUT_MS"),
             (&["--eager-refresh", "often"], "POSITION_CACHE_EAGER_REFRESH"),
             (&["--eager-refresh-at-pct", "100"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),
