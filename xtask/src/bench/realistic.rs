@@ -232,7 +232,141 @@ pub(crate) fn run_section(mode: Mode) -> Result<String> {
         run_day(&day, EAGER_ON, &[("POSITION_CACHE_MAX", "10000"), ("POSITION_CACHE_EAGER_REFRESH", "true")])?,
         run_day_with_redis(&day, "memory + Redis, `POSITION_CACHE_MAX=2000`", &[("POSITION_CACHE_MAX", "2000")])?,
     ];
-    Ok(render(&day, &results))
+    let restarts =
+        [run_restart(&day, Warm::Cold)?, run_restart(&day, Warm::FromRedis)?, run_restart(&day, Warm::FromSnapshot)?];
+    let mut s = render(&day, &results);
+    render_restarts(&mut s, &day, &restarts);
+    Ok(s)
+}
+
+/// What a restarted replica warms from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Warm {
+    Cold,
+    FromRedis,
+    FromSnapshot,
+}
+
+impl Warm {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Cold => "cold: memory only, nothing to warm from",
+            Self::FromRedis => "warm from Redis (`REDIS_URL`)",
+            Self::FromSnapshot => "warm from a snapshot (`POSITION_CACHE_SNAPSHOT_PATH`, no Redis)",
+        }
+    }
+}
+
+/// A restart in the middle of the day.
+#[derive(Debug)]
+struct Restart {
+    warm: Warm,
+    steady: Load,
+    after: Load,
+    /// From the second start to `/readyz` answering 200.
+    ready_after: std::time::Duration,
+    commands: Vec<String>,
+}
+
+/// The day's fill and one measured period on a replica with room for
+/// every wallet, then a graceful restart (SIGTERM, which saves what it
+/// warms from), then the first `measured_s` after `/readyz` said ready.
+fn run_restart(day: &Day, warm: Warm) -> Result<Restart> {
+    let dir = servers::scratch(&format!("realistic-restart-{warm:?}"))?;
+    let mut upstream = day.upstream(&dir)?;
+    let day_env = day.service_env(&upstream);
+    let redis = if warm == Warm::FromRedis { Some(servers::redis(&dir)?) } else { None };
+    let redis_url = redis.as_ref().map(|r| format!("redis://{}", r.addr));
+    let snapshot = dir.join("warm.snapshot");
+    let snapshot = snapshot.to_string_lossy().into_owned();
+    let mut settings: Vec<(&str, &str)> = day_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    settings.push(("POSITION_CACHE_MAX", "10000"));
+    match (&redis_url, warm) {
+        (Some(url), _) => settings.push(("REDIS_URL", url)),
+        (None, Warm::FromSnapshot) => settings.push(("POSITION_CACHE_SNAPSHOT_PATH", &snapshot)),
+        _ => {}
+    }
+    let first = servers::service(&dir, "positions-api", &settings, None)?;
+    let steady = day.run(warm.name(), &mut upstream, &mut [first])?;
+    let mut commands = steady.commands;
+    if let Some(redis) = &redis {
+        commands.insert(0, redis.process.shown().to_owned());
+    }
+    // `day.run` dropped the first replica: SIGTERM, drained, state saved.
+    let started = std::time::Instant::now();
+    let mut second = servers::service(&dir, "positions-api-restarted", &settings, None)?;
+    loop {
+        if probe::get(second.addr, "/readyz").is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        second.process.check_running()?;
+        ensure!(started.elapsed() < std::time::Duration::from_secs(60), "the restarted replica never got ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ready_after = started.elapsed();
+    let prefix = vec![second.url("/v4/positions/")];
+    let after = Load::run(&day.load_args(&prefix, day.measured_s, 3))?;
+    second.process.check_running()?;
+    upstream.process.check_running()?;
+    commands.push(second.process.shown().to_owned());
+    commands.push(after.shown.clone());
+    Ok(Restart { warm, steady: steady.measured, after, ready_after, commands })
+}
+
+fn render_restarts(s: &mut String, day: &Day, restarts: &[Restart]) {
+    let _ = writeln!(
+        s,
+        "### A restart in the middle of the day
+
+         The same day on one replica with room for every wallet (`POSITION_CACHE_MAX=10000`, the other \
+         warm-start settings at their defaults: `POSITION_WARM_KEYS=2000`): the fill, {measured} s measured \
+         (*steady*), then SIGTERM (the replica saves the wallets most in demand as it stops) and a new replica \
+         on the same upstream (and Redis), measured for the first {measured} s after its `/readyz` answered 200.\n",
+        measured = day.measured_s,
+    );
+    let hit = |load: &Load| {
+        let requests = load.requests() as f64;
+        load.number("/cached").map(|c| if requests > 0.0 { c / requests } else { 0.0 })
+    };
+    let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
+    for r in restarts {
+        let (Ok(steady), Ok(after)) = (hit(&r.steady), hit(&r.after)) else { continue };
+        let ratio = if steady > 0.0 { after / steady } else { 0.0 };
+        rows.push(vec![
+            r.warm.name().to_owned(),
+            format!("{:.1}%", steady * 100.0),
+            format!("{:.1}%", after * 100.0),
+            format!("{:.2}", ratio),
+            format!("{} ms", r.ready_after.as_millis()),
+            failed(&r.after),
+        ]);
+        if r.warm != Warm::Cold {
+            verdicts.push(format!(
+                "- {}: first {} s at {:.0}% of the steady hit rate, at least 95%: {}.",
+                r.warm.name(),
+                day.measured_s,
+                ratio * 100.0,
+                verdict(ratio >= 0.95)
+            ));
+        }
+    }
+    s.push_str(&table(
+        &["restart", "steady hit rate", "hit rate, first seconds after ready", "ratio", "start to ready", "not 200"],
+        &rows,
+    ));
+    s.push('\n');
+    for line in verdicts {
+        let _ = writeln!(s, "{line}");
+    }
+    s.push_str("\n```sh\n");
+    for r in restarts {
+        let _ = writeln!(s, "# restart, {}", r.warm.name().replace('`', ""));
+        for command in &r.commands {
+            let _ = writeln!(s, "{command}");
+        }
+    }
+    s.push_str("```\n\n");
 }
 
 /// The pair of variants that shows what eager refresh does, with room for
