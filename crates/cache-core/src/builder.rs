@@ -100,7 +100,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// Sets how long a key's demand count ([`Entry::demand`](crate::Entry::demand))
-    /// takes to halve; [`DEFAULT_DEMAND_HALF_LIFE`] by default. A caller that
+    /// takes to halve, rounded to the nearest power of two nanoseconds (a
+    /// minute is 68.7 s, 15 minutes 18.3 min); [`DEFAULT_DEMAND_HALF_LIFE`]
+    /// by default. A caller that
     /// asks "was this key read often within the last TTL?" sets it to
     /// about the TTL.
     #[must_use]

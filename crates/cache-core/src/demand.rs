@@ -51,22 +51,34 @@ impl Demand {
 
 /// Turns clock readings into demand epochs: nanoseconds since the epoch
 /// divided by the half-life, truncated to 16 bits.
+///
+/// The half-life is rounded to the nearest power of two nanoseconds (so
+/// within a factor of 1.42 of the one asked for), which makes the division
+/// a shift: every read computes an epoch, and a 64-bit division would cost
+/// more than the rest of the count's upkeep.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfLife {
-    nanos: u64,
+    shift: u32,
 }
 
 impl HalfLife {
-    /// A half-life of `nanos` nanoseconds (at least one).
+    /// A half-life of about `nanos` nanoseconds: the nearest power of two.
     pub(crate) const fn from_nanos(nanos: u64) -> Self {
-        Self { nanos: if nanos == 0 { 1 } else { nanos } }
+        if nanos <= 1 {
+            return Self { shift: 0 };
+        }
+        let below = u64::BITS - 1 - nanos.leading_zeros();
+        // Past the midpoint between 2^below and 2^(below+1), round up;
+        // the midpoint in log terms is 2^below * sqrt(2).
+        let above = (nanos as u128) * (nanos as u128) > 2 * (1_u128 << (2 * below));
+        Self { shift: if above && below < 63 { below + 1 } else { below } }
     }
 
     /// The epoch `now` (nanoseconds since the Unix epoch) falls in.
     #[inline]
     pub(crate) const fn epoch(self, now: u64) -> u16 {
         #[expect(clippy::cast_possible_truncation, reason = "epochs wrap by design: see the module's docs")]
-        let epoch = (now / self.nanos) as u16;
+        let epoch = (now >> self.shift) as u16;
         epoch
     }
 }
@@ -106,10 +118,16 @@ mod tests {
     }
 
     #[test]
-    fn epochs_follow_the_half_life() {
+    fn epochs_follow_the_half_life_rounded_to_a_power_of_two() {
         let h = HalfLife::from_nanos(1_000);
-        assert_eq!((h.epoch(0), h.epoch(999), h.epoch(1_000), h.epoch(65_536_000)), (0, 0, 1, 0));
+        assert_eq!(h.shift, 10, "1,000 ns is nearest 1,024");
+        assert_eq!((h.epoch(0), h.epoch(1_023), h.epoch(1_024), h.epoch(65_536 * 1_024)), (0, 0, 1, 0));
         assert_eq!(HalfLife::from_nanos(0).epoch(5), 5, "a zero half-life is one nanosecond");
+        assert_eq!(HalfLife::from_nanos(1_400).shift, 10, "below 1,024 * 1.414");
+        assert_eq!(HalfLife::from_nanos(1_500).shift, 11, "above it");
+        let minute = HalfLife::from_nanos(60_000_000_000).shift;
+        assert_eq!(minute, 36, "a minute is nearest 2^36 ns, 68.7 s");
+        assert_eq!(HalfLife::from_nanos(u64::MAX).shift, 63);
         assert_eq!(size_of::<Demand>(), 4);
     }
 }
