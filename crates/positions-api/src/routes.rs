@@ -151,6 +151,11 @@ impl App {
         self.warming.store(warming, Ordering::Relaxed);
     }
 
+    /// Whether the memory tier is still warming up after a start.
+    pub fn is_warming(&self) -> bool {
+        self.warming.load(Ordering::Relaxed)
+    }
+
     /// Answers one request, on any route.
     pub async fn handle<B>(&self, request: Request<B>) -> HttpResponse {
         self.handle_on(request, RouteSet::All).await

@@ -209,8 +209,11 @@ pub async fn run(
                 if purged > 0 {
                     tracing::debug!(purged, "expired entries swept");
                 }
+                // Not at the first tick, which comes at once, nor while
+                // warming: a replica that has just started would replace the
+                // saved list with its own, still empty one before reading it.
                 ticks = ticks.wrapping_add(1);
-                if ticks.is_multiple_of(WARM_SAVE_EVERY_TICKS) {
+                if ticks > 1 && ticks.is_multiple_of(WARM_SAVE_EVERY_TICKS) && !app.is_warming() {
                     app.service().save_warm_state().await;
                 }
             }
