@@ -25,7 +25,11 @@
 //! [`Config::queue_timeout`] ([`LoadError::QueueTimeout`]), and
 //! [`Config::timeout`] per call ([`LoadError::Timeout`]). Background
 //! refreshes give way to users: they are skipped once the queue is half
-//! full, and dropped when their wait runs out. A panicking load function
+//! full, and dropped when their wait runs out. The line is served by
+//! [`Priority`] class (users' loads, stale refreshes, eager refreshes,
+//! warm-up loads), each class holding at most its share of the permits,
+//! and a flight that has waited [`Config::promote_after`] goes first, so no
+//! class starves ([`Loader::refresh_with`]). A panicking load function
 //! becomes [`LoadError::Panicked`] for its callers and nothing worse.
 //! [`Loader::shutdown`] drains flights until a deadline and aborts the
 //! rest. An [`Observer`] hears every event for metrics.
