@@ -42,7 +42,8 @@ pub struct TestService {
 
 /// The options most tests want: caching on, the test windows, room for
 /// 1,000 wallets, 8 loads at once, a 2-second load timeout, and every
-/// forced refresh a load (no minimum interval).
+/// forced refresh a load (no minimum interval), and no eager refresh
+/// (the tests of it turn it on).
 pub fn default_options() -> ServiceOptions {
     ServiceOptions {
         cache_enabled: true,
@@ -55,6 +56,9 @@ pub fn default_options() -> ServiceOptions {
             ..refresh::Config::default()
         },
         force_refresh_min_interval: Duration::ZERO,
+        eager_refresh: None,
+        priority: Arc::default(),
+        warm: positions_api::WarmOptions::default(),
     }
 }
 

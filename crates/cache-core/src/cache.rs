@@ -11,7 +11,8 @@ use hashbrown::DefaultHashBuilder;
 
 use crate::bounds::Bounds;
 use crate::builder::CacheBuilder;
-use crate::clock::{ClockSource, to_unix_nanos};
+use crate::clock::{ClockSource, duration_nanos, to_unix_nanos};
+use crate::demand::HalfLife;
 use crate::entry::Entry;
 use crate::glob::{Pattern, PatternError};
 use crate::lock::{ShardGuard, ShardLock};
@@ -66,6 +67,7 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     hasher: S,
     policy: Policy,
     windows: Windows,
+    half_life: HalfLife,
     capacity: usize,
     max_weight: Option<u64>,
     /// The cache-wide entry and weight counts, shared with every shard.
@@ -130,10 +132,12 @@ where
     ) -> Self {
         debug_assert!(shard_count.is_power_of_two());
         let windows = Windows::from(&parts.policy);
+        let half_life = HalfLife::from_nanos(duration_nanos(parts.demand_half_life));
         let bounds = Arc::new(Bounds::new(capacity, max_weight));
         let shards = (0..shard_count)
             .map(|_| {
-                let shard = Shard::new(parts.hasher.clone(), parts.weigher.clone(), windows, Arc::clone(&bounds));
+                let shard =
+                    Shard::new(parts.hasher.clone(), parts.weigher.clone(), windows, half_life, Arc::clone(&bounds));
                 Padded(ShardLock::new(shard))
             })
             .collect();
@@ -143,6 +147,7 @@ where
             hasher: parts.hasher,
             policy: parts.policy,
             windows,
+            half_life,
             capacity,
             max_weight,
             bounds,
@@ -207,7 +212,10 @@ where
         // The shard has already weighed the mark: a marked entry counts as a
         // stale hit.
         let freshness = if event == Event::Hit { Freshness::Fresh } else { Freshness::Stale };
-        found.map(|slot| Entry::new(slot.value, slot.stamp.fetched_at(), now, freshness))
+        let epoch = self.half_life.epoch(now);
+        found.map(|slot| {
+            Entry::new(slot.value, slot.stamp.fetched_at(), now, freshness).with_demand(slot.demand.at(epoch))
+        })
     }
 
     /// Stores `value` under `key` as fetched now, replacing any older value,
@@ -499,6 +507,7 @@ where
     pub fn for_each(&self, mut f: impl FnMut(&K, Entry<&V>)) {
         let now = self.now();
         let windows = self.windows;
+        let epoch = self.half_life.epoch(now);
         for shard in &*self.shards {
             lock(shard).for_each(|k, slot| {
                 let fetched_at = slot.stamp.fetched_at();
@@ -506,7 +515,8 @@ where
                 if age <= windows.retain {
                     let fresh = age <= windows.fresh && !slot.stamp.is_marked();
                     let freshness = if fresh { Freshness::Fresh } else { Freshness::Stale };
-                    f(k, Entry::new(&slot.value, fetched_at, now, freshness));
+                    let demand = slot.demand.at(epoch);
+                    f(k, Entry::new(&slot.value, fetched_at, now, freshness).with_demand(demand));
                 }
             });
         }
@@ -613,6 +623,7 @@ pub(crate) struct CacheParts<K, V, S> {
     pub(crate) clock: ClockSource,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) weigher: Option<crate::shard::Weigher<K, V>>,
+    pub(crate) demand_half_life: std::time::Duration,
 }
 
 /// Events of one operation, told to the observer when this is dropped:

@@ -35,12 +35,19 @@ pub struct Entry<V> {
     fetched_at_nanos: u64,
     age_nanos: u64,
     freshness: Freshness,
+    demand: u16,
 }
 
 impl<V> Entry<V> {
     #[inline]
     pub(crate) fn new(value: V, fetched_at_nanos: u64, now_nanos: u64, freshness: Freshness) -> Self {
-        Self { value, fetched_at_nanos, age_nanos: now_nanos.saturating_sub(fetched_at_nanos), freshness }
+        Self { value, fetched_at_nanos, age_nanos: now_nanos.saturating_sub(fetched_at_nanos), freshness, demand: 0 }
+    }
+
+    #[inline]
+    pub(crate) const fn with_demand(mut self, demand: u16) -> Self {
+        self.demand = demand;
+        self
     }
 
     /// The cached value.
@@ -70,6 +77,42 @@ impl<V> Entry<V> {
     /// not replaced since.
     pub fn freshness(&self) -> Freshness {
         self.freshness
+    }
+
+    /// How much the entry has been read lately: a count of the reads that
+    /// touched it ([`get`](crate::Cache::get) and
+    /// [`get_fail_safe`](crate::Cache::get_fail_safe), this one included),
+    /// halved once per [demand half-life](crate::CacheBuilder::demand_half_life).
+    /// A replaced value keeps its key's count; an evicted or invalidated
+    /// entry loses it. An estimate for telling the keys in demand from the
+    /// rest (it saturates at `u16::MAX`), not an exact rate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, ManualClock, Policy};
+    ///
+    /// let clock = ManualClock::starting_now();
+    /// let cache = Cache::builder(10)
+    ///     .policy(Policy::new(Duration::from_secs(3_600)))
+    ///     .demand_half_life(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("hot", 1);
+    /// cache.insert("cold", 2);
+    /// for _ in 0..7 {
+    ///     cache.get("hot");
+    /// }
+    /// assert_eq!(cache.get("hot").unwrap().demand(), 8);
+    /// assert_eq!(cache.peek("cold").unwrap().demand(), 0, "a peek is not a read");
+    /// cache.insert("hot", 3); // a new value: the same demand
+    /// assert!(cache.peek("hot").unwrap().demand() >= 4, "at most one halving since");
+    /// clock.advance(Duration::from_secs(20 * 60));
+    /// assert_eq!(cache.peek("hot").unwrap().demand(), 0, "twenty half-lives later");
+    /// ```
+    pub fn demand(&self) -> u16 {
+        self.demand
     }
 
     /// Shorthand for `self.freshness().is_stale()`.

@@ -25,6 +25,12 @@
 //! travels through a shared tier to another process. Time comes from a
 //! [`Clock`]; tests use [`ManualClock`] and never sleep.
 //!
+//! Each entry also keeps a cheap estimate of its demand: a count of the
+//! reads that touched it, halved once per half-life
+//! ([`Entry::demand`]), changed under the lock a read already holds. It lets
+//! the layer above tell the keys in demand from the rest (to refresh them
+//! early, or to remember them across a restart) without a second map.
+//!
 //! Everything the cache does is counted ([`CacheStats`]) and can be heard as
 //! it happens through an [`Observer`], which is how a metrics exporter hooks
 //! in without this crate depending on one.
@@ -67,6 +73,7 @@ mod bounds;
 mod builder;
 mod cache;
 mod clock;
+mod demand;
 mod entry;
 pub mod glob;
 mod lock;
@@ -75,7 +82,7 @@ mod policy;
 mod shard;
 mod stats;
 
-pub use builder::CacheBuilder;
+pub use builder::{CacheBuilder, DEFAULT_DEMAND_HALF_LIFE};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::Entry;

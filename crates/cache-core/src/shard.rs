@@ -30,6 +30,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crate::bounds::{Bounds, Excess};
+use crate::demand::{Demand, HalfLife};
 use crate::lru_table::LruTable;
 use crate::policy::Windows;
 use crate::stats::{Event, Tally};
@@ -37,11 +38,16 @@ use crate::stats::{Event, Tally};
 /// Gives an entry its weight; see [`CacheBuilder::weigher`](crate::CacheBuilder::weigher).
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
-/// A value, when it was fetched and whether it is marked stale.
+/// A value, when it was fetched and whether it is marked stale, and how
+/// much it has been read lately.
 #[derive(Debug)]
 pub(crate) struct Slot<V> {
     pub(crate) value: V,
     pub(crate) stamp: Stamp,
+    /// Counts the reads that touch the entry (`Get` and `FailSafe`), and
+    /// survives the value's replacement: a refresh does not make a wallet
+    /// in demand look cold.
+    pub(crate) demand: Demand,
 }
 
 /// When a value was fetched, in nanoseconds since the Unix epoch, and
@@ -91,6 +97,7 @@ pub(crate) struct Shard<K, V, S> {
     bounds: Arc<Bounds>,
     weigher: Option<Weigher<K, V>>,
     windows: Windows,
+    half_life: HalfLife,
     pub(crate) tally: Tally,
 }
 
@@ -142,7 +149,13 @@ where
     K: Hash + Eq,
     S: BuildHasher,
 {
-    pub(crate) fn new(hasher: S, weigher: Option<Weigher<K, V>>, windows: Windows, bounds: Arc<Bounds>) -> Self {
+    pub(crate) fn new(
+        hasher: S,
+        weigher: Option<Weigher<K, V>>,
+        windows: Windows,
+        half_life: HalfLife,
+        bounds: Arc<Bounds>,
+    ) -> Self {
         Self {
             // The cache enforces its bounds across shards (so that it can
             // count each eviction and bound weight too): the map only
@@ -152,6 +165,7 @@ where
             bounds,
             weigher,
             windows,
+            half_life,
             tally: Tally::default(),
         }
     }
@@ -192,10 +206,16 @@ where
                 let (k, slot) = self.map.get(at);
                 let age = now.saturating_sub(slot.stamp.fetched_at());
                 if age <= limit {
-                    let found = Slot { value: slot.value.clone(), stamp: slot.stamp };
+                    let mut found = Slot { value: slot.value.clone(), stamp: slot.stamp, demand: slot.demand };
                     let fresh = age <= self.windows.fresh && !slot.stamp.is_marked();
                     let event = if fresh { Event::Hit } else { Event::StaleHit };
                     if mode != ReadMode::Peek {
+                        // A plain store under the lock the read holds anyway:
+                        // no atomic, no second lookup. A peek leaves it, and
+                        // the caller decays what it found to now.
+                        let demand = &mut self.map.get_mut(at).demand;
+                        demand.bump(self.half_life.epoch(now));
+                        found.demand = *demand;
                         self.map.touch(at);
                     }
                     (Some(found), event)
@@ -286,10 +306,13 @@ where
             self.count(events, Event::Eviction, 1);
             return;
         }
-        let slot = Slot { value, stamp: Stamp::new(fetched_at) };
+        let mut slot = Slot { value, stamp: Stamp::new(fetched_at), demand: Demand::new(self.half_life.epoch(now)) };
         let excess = if let Some(at) = self.map.find(hash, &key) {
             let (k, old) = self.map.get(at);
             let old_weight = weigh(self.weigher.as_ref(), k, &old.value);
+            // A new value for the same key: the reads it answers are the
+            // same demand.
+            slot.demand = old.demand;
             let old = std::mem::replace(self.map.get_mut(at), slot);
             self.map.touch(at);
             removed.push(key, old.value);
@@ -454,8 +477,14 @@ mod tests {
     #[test]
     fn the_mark_makes_no_entry_larger() {
         assert_eq!(size_of::<Stamp>(), size_of::<u64>());
-        assert_eq!(size_of::<Slot<Arc<u8>>>(), size_of::<(Arc<u8>, u64)>());
-        assert_eq!(size_of::<Slot<u64>>(), size_of::<(u64, u64)>());
+        assert_eq!(size_of::<Slot<Arc<u8>>>(), size_of::<(Arc<u8>, u64, Demand)>());
+        assert_eq!(size_of::<Slot<u64>>(), size_of::<(u64, u64, Demand)>());
+    }
+
+    #[test]
+    fn demand_adds_at_most_eight_bytes_to_a_slot() {
+        assert_eq!(size_of::<Slot<u64>>(), 24);
+        assert_eq!(size_of::<Slot<Arc<u8>>>(), 24);
     }
 
     #[test]
@@ -476,7 +505,8 @@ mod tests {
         let bounds = Arc::new(Bounds::new(100, None));
         let windows = Windows { fresh: 10, serve_stale: 10, fail_safe: 10, retain: 10 };
         let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
-        let mut shard: Shard<u32, u32, _> = Shard::new(hasher.clone(), None, windows, Arc::clone(&bounds));
+        let half_life = HalfLife::from_nanos(10);
+        let mut shard: Shard<u32, u32, _> = Shard::new(hasher.clone(), None, windows, half_life, Arc::clone(&bounds));
         shard.map = LruTable::with_limit(hasher.clone(), 2);
         let (mut removed, mut events) = (Removed::none(), Tally::default());
         for k in 1..=3 {

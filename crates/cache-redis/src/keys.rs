@@ -48,6 +48,9 @@ pub(crate) struct Keys {
     match_prefix: String,
     /// The load-lock prefix with every glob character escaped.
     lock_match_prefix: String,
+    /// `{namespace}:warm:v2`: the list of the wallets most in demand, for a
+    /// replica that starts to fill its memory from.
+    pub(crate) warm_list: String,
 }
 
 impl Keys {
@@ -56,7 +59,8 @@ impl Keys {
         let entry = prefix("positions");
         let load_lock = prefix("loadlock");
         let (match_prefix, lock_match_prefix) = (glob::escape(&entry), glob::escape(&load_lock));
-        Self { tombstone: prefix("tombstone"), load_lock, entry, match_prefix, lock_match_prefix }
+        let warm_list = format!("{namespace}:warm:{VERSION}");
+        Self { tombstone: prefix("tombstone"), load_lock, entry, match_prefix, lock_match_prefix, warm_list }
     }
 
     /// The key of the entry for `id`.

@@ -387,6 +387,33 @@ impl RedisTier {
         self.shared.round_trip(Op::Set, Request::Command(&command)).await
     }
 
+    /// Stores the list of ids most in demand (most first), replacing the one
+    /// held, to expire after `expire_after`: what a replica that starts
+    /// reads with [`warm_list`](Self::warm_list) to fill its memory from
+    /// this tier. One value, the ids joined by newlines (ids hold none).
+    ///
+    /// # Errors
+    ///
+    /// A Redis error as for [`set`](Self::set).
+    pub async fn set_warm_list(&self, ids: &[&str], expire_after: Duration) -> Result<(), Error> {
+        let mut command = redis::cmd("SET");
+        command.arg(&self.shared.keys.warm_list).arg(ids.join("\n")).arg("PX").arg(expiry_millis(expire_after));
+        self.shared.round_trip(Op::Set, Request::Command(&command)).await
+    }
+
+    /// The list [`set_warm_list`](Self::set_warm_list) stored, most in
+    /// demand first; empty if there is none.
+    ///
+    /// # Errors
+    ///
+    /// A Redis error as for [`get`](Self::get).
+    pub async fn warm_list(&self) -> Result<Vec<String>, Error> {
+        let mut command = redis::cmd("GET");
+        command.arg(&self.shared.keys.warm_list);
+        let text: Option<String> = self.shared.round_trip(Op::Get, Request::Command(&command)).await?;
+        Ok(text.map(|t| t.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()).unwrap_or_default())
+    }
+
     /// Drops the entry for `id` (`UNLINK`, so Redis frees it in the
     /// background); `true` if there was one.
     ///

@@ -25,6 +25,7 @@ use crate::source::http::{CaBundle, without_userinfo};
         Every setting can be given as a flag or as the environment variable shown. With no settings at all the \
         service serves the bundled sample ledger from memory on 127.0.0.1:8080."
 )]
+#[expect(clippy::struct_excessive_bools, reason = "one field per on/off setting, as the environment names them")]
 pub struct Config {
     /// Whether to cache at all; with `false` every request loads from the source (concurrent requests for one
     /// wallet still share one load).
@@ -59,6 +60,50 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub stale_if_error_sec: u64,
+
+    /// Whether wallets in demand are refreshed early: a read of a fresh entry past `--eager-refresh-at-pct` of its
+    /// TTL, for a wallet read at least `--eager-refresh-min-reads` times lately, starts its one background refresh
+    /// then, so its next reads find it fresh instead of stale. Wallets read less are never refreshed early.
+    #[arg(long = "eager-refresh", env = "POSITION_CACHE_EAGER_REFRESH", default_value = "true", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub eager_refresh: bool,
+
+    /// How far into its TTL, in percent, a read of a wallet in demand starts its refresh early.
+    #[arg(long = "eager-refresh-at-pct", env = "POSITION_CACHE_EAGER_REFRESH_AT_PCT", default_value_t = 90,
+          value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub eager_refresh_at_pct: u8,
+
+    /// Reads a wallet needs lately (a count halved once per TTL) to be refreshed early. Default: enough to expect
+    /// one read inside the early window, 100 / (100 - `--eager-refresh-at-pct`), rounded up.
+    #[arg(long = "eager-refresh-min-reads", env = "POSITION_CACHE_EAGER_REFRESH_MIN_READS", value_name = "READS",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub eager_refresh_min_reads: Option<u16>,
+
+    /// File of high-value wallets: one wallet or prefix (ending in `*`) per line, a class (`high`: its
+    /// refreshes go to the front of their class in the load queue; `normal`) and optionally its own TTL in
+    /// seconds, shorter than the TTL. Read once at start-up.
+    #[arg(long = "priority-file", env = "POSITION_PRIORITY_FILE", value_name = "FILE")]
+    pub priority_file: Option<PathBuf>,
+
+    /// How many of the wallets most in demand are remembered for a warm start: kept in Redis with `REDIS_URL`,
+    /// else in `--snapshot-path`; 0 turns warm start off.
+    #[arg(long = "warm-keys", env = "POSITION_WARM_KEYS", default_value_t = 2000, value_name = "WALLETS",
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub warm_keys: u64,
+
+    /// Without Redis: the file the wallets most in demand and their entries are written to, every minute and at
+    /// shutdown (atomically), and read from at start.
+    #[arg(long = "snapshot-path", env = "POSITION_CACHE_SNAPSHOT_PATH", value_name = "FILE")]
+    pub snapshot_path: Option<PathBuf>,
+
+    /// Longest time, in milliseconds, `/readyz` answers 503 while the memory tier warms up after a start.
+    #[arg(long = "warm-timeout-ms", env = "POSITION_WARM_TIMEOUT_MS", default_value_t = 5000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub warm_timeout_ms: u64,
+
+    /// The parsed `priority_file`.
+    #[arg(skip)]
+    pub priority: crate::priority::PriorityList,
 
     /// Redis URL for the shared second tier (`redis://[user:password@]host:port[/db]`); unset means memory only.
     /// With `REDIS_MODE=cluster`, a comma-separated list of seed nodes (`redis://host:port,redis://host:port`).
@@ -345,6 +390,11 @@ impl Config {
                 config.refresh_timeout_ms
             )));
         }
+        let mut config = config;
+        if let Some(path) = &config.priority_file {
+            config.priority = crate::priority::PriorityList::load(path, config.ttl())
+                .map_err(|e| ConfigError::Invalid(format!("invalid POSITION_PRIORITY_FILE (--priority-file): {e}")))?;
+        }
         Ok(config)
     }
 
@@ -367,6 +417,22 @@ impl Config {
     /// The stale-if-error window.
     pub fn stale_if_error(&self) -> Duration {
         Duration::from_secs(self.stale_if_error_sec)
+    }
+
+    /// The warm-start settings.
+    pub fn warm(&self) -> crate::service::WarmOptions {
+        crate::service::WarmOptions {
+            keys: usize::try_from(self.warm_keys).unwrap_or(usize::MAX),
+            snapshot_path: self.snapshot_path.clone(),
+            timeout: Duration::from_millis(self.warm_timeout_ms),
+        }
+    }
+
+    /// The eager refresh rule, if it is on.
+    pub fn eager_refresh(&self) -> Option<crate::service::EagerRefresh> {
+        let pct = u16::from(self.eager_refresh_at_pct);
+        let min_reads = self.eager_refresh_min_reads.unwrap_or_else(|| 100_u16.div_ceil(100 - pct));
+        self.eager_refresh.then_some(crate::service::EagerRefresh { at_pct: self.eager_refresh_at_pct, min_reads })
     }
 
     /// One load's limit.
@@ -488,6 +554,41 @@ mod tests {
         assert!(parse(&["--access-log", "true"]).expect("valid").access_log);
         assert_eq!((c.idle_timeout(), c.shutdown_delay()), (Duration::from_secs(75), Duration::ZERO));
         assert!(c.idle_timeout() > Duration::from_secs(60), "above AWS ALB's default idle timeout");
+        let eager = c.eager_refresh().expect("eager refresh is on by default");
+        assert_eq!((eager.at_pct, eager.min_reads), (90, 10), "one expected read in the last tenth of the TTL");
+        let eager = parse(&["--eager-refresh-at-pct", "80"]).unwrap().eager_refresh().unwrap();
+        assert_eq!(eager.min_reads, 5);
+        let eager = parse(&["--eager-refresh-at-pct", "70", "--eager-refresh-min-reads", "2"]).unwrap();
+        assert_eq!(eager.eager_refresh().unwrap().min_reads, 2);
+        assert!(parse(&["--eager-refresh", "false"]).unwrap().eager_refresh().is_none());
+        assert!(c.priority.is_empty());
+        let warm = c.warm();
+        assert_eq!((warm.keys, warm.snapshot_path, warm.timeout), (2000, None, Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_priority_file_is_read_at_start_up_and_a_bad_one_named() {
+        let dir = std::env::temp_dir().join(format!("positions-api-priority-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good");
+        std::fs::write(&good, "0xab* high 60\n").expect("written");
+        let c = parse(&["--priority-file", good.to_str().expect("utf-8")]).expect("valid");
+        assert!(c.priority.rule("0xabcd").is_some_and(|r| r.high));
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "0xab* high 60\n0xcd* urgent\n").expect("written");
+        for path in [bad, dir.join("missing")] {
+            let Err(ConfigError::Invalid(line)) = parse(&["--priority-file", path.to_str().expect("utf-8")]) else {
+                panic!("{} was accepted", path.display())
+            };
+            assert!(line.contains("POSITION_PRIORITY_FILE") && !line.contains('\n'), "{line}");
+        }
+        let Err(ConfigError::Invalid(line)) =
+            parse(&["--priority-file", good.to_str().expect("utf-8"), "--ttl-sec", "30"])
+        else {
+            panic!("a TTL above the cache's was accepted")
+        };
+        assert!(line.contains("line 1"), "{line}");
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 
     #[test]
@@ -546,8 +647,14 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_one_line_naming_the_variable() {
-        let cases: [(&[&str], &str); 15] = [
+        let cases: [(&[&str], &str); 21] = [
             (&["--redis-mode", "sentinel"], "REDIS_MODE"),
+            (&["--warm-keys=-1"], "POSITION_WARM_KEYS"),
+            (&["--warm-timeout-ms", "x"], "POSITION_WARM_TIMEOUT_MS"),
+            (&["--eager-refresh", "often"], "POSITION_CACHE_EAGER_REFRESH"),
+            (&["--eager-refresh-at-pct", "100"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),
+            (&["--eager-refresh-at-pct", "0"], "POSITION_CACHE_EAGER_REFRESH_AT_PCT"),
+            (&["--eager-refresh-min-reads", "0"], "POSITION_CACHE_EAGER_REFRESH_MIN_READS"),
             (&["--fleet-lease-ms", "5000"], "FLEET_LEASE_MS"),
             (&["--fleet-coordination", "sometimes"], "FLEET_COORDINATION"),
             (&["--ttl-sec", "abc"], "POSITION_CACHE_TTL_SEC"),

@@ -59,6 +59,7 @@ pub mod encoding;
 mod error;
 mod model;
 mod observers;
+pub mod priority;
 mod request_context;
 mod routes;
 mod server;
@@ -74,5 +75,7 @@ pub use model::{Confidence, Position, Positions, Snapshot, StoredSnapshot, parse
 pub use routes::{App, RouteSet};
 pub use rust_decimal::Decimal;
 pub use server::{Listeners, ServerOptions, connection_cap, serve};
-pub use service::{Answer, Fleet, Health, Origin, Service, ServiceOptions, Tier2};
+pub use service::{
+    Answer, EagerRefresh, Fleet, Health, Origin, Service, ServiceOptions, Tier2, WarmOptions, WarmReport,
+};
 pub use wallet::{InvalidWallet, Wallet};

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use refresh::{FlightKind, Outcome, Refresh};
+use refresh::{FlightKind, Outcome, Priority, Refresh};
 use telemetry::{BreakerState, FleetMessage, Metrics, RedisErrorReply, RedisOp, StoreRefusal};
 
 /// Counts the loader's events.
@@ -47,6 +47,28 @@ impl refresh::Observer for LoaderMetrics {
             FlightKind::Background => telemetry::LoadKind::Background,
         };
         self.metrics.cache.record_queue_timeout(kind);
+    }
+
+    fn queued(&self, class: Priority) {
+        self.metrics.cache.record_load_queued(load_class(class));
+    }
+
+    fn started(&self, class: Priority, waited: Duration) {
+        self.metrics.cache.record_load_started(load_class(class), waited);
+    }
+
+    fn dropped(&self, class: Priority) {
+        self.metrics.cache.record_load_dropped(load_class(class));
+    }
+}
+
+/// The loader's class as the metrics' label.
+const fn load_class(class: Priority) -> telemetry::LoadClass {
+    match class {
+        Priority::Waiting => telemetry::LoadClass::Waiting,
+        Priority::Stale => telemetry::LoadClass::Stale,
+        Priority::Eager => telemetry::LoadClass::Eager,
+        Priority::WarmUp => telemetry::LoadClass::WarmUp,
     }
 }
 

@@ -89,6 +89,7 @@ pub struct App {
     admin_token: Option<String>,
     cache_control: HeaderValue,
     ready: AtomicBool,
+    warming: AtomicBool,
     access_log: bool,
     /// The series of the route that carries nearly all traffic, one per
     /// cache outcome a 200 can have, indexed by [`positions_ok_index`]:
@@ -134,6 +135,7 @@ impl App {
             admin_token,
             cache_control,
             ready: AtomicBool::new(true),
+            warming: AtomicBool::new(false),
             access_log: false,
             positions_ok,
         }
@@ -157,6 +159,20 @@ impl App {
     /// the listener closes.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Marks the memory tier as warming up after a start, or done; while it
+    /// is, `/readyz` answers 503 (`warming up`), so a rolling restart sends
+    /// no traffic to a cold replica. Apart from [`set_ready`](Self::set_ready),
+    /// so that a warm-up ending late cannot make a replica that is shutting
+    /// down ready again.
+    pub fn set_warming(&self, warming: bool) {
+        self.warming.store(warming, Ordering::Relaxed);
+    }
+
+    /// Whether the memory tier is still warming up after a start.
+    pub fn is_warming(&self) -> bool {
+        self.warming.load(Ordering::Relaxed)
     }
 
     /// Answers one request, on any route.
@@ -455,10 +471,12 @@ impl App {
     }
 
     fn readyz(&self) -> HttpResponse {
-        if self.ready.load(Ordering::Relaxed) {
-            json(StatusCode::OK, &Status { status: "ready" })
-        } else {
+        if !self.ready.load(Ordering::Relaxed) {
             json(StatusCode::SERVICE_UNAVAILABLE, &Status { status: "shutting down" })
+        } else if self.warming.load(Ordering::Relaxed) {
+            json(StatusCode::SERVICE_UNAVAILABLE, &Status { status: "warming up" })
+        } else {
+            json(StatusCode::OK, &Status { status: "ready" })
         }
     }
 

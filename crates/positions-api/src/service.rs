@@ -30,6 +30,7 @@
 //! every request that waited for it has gone.
 
 mod fleet;
+mod warm;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -44,8 +45,10 @@ use telemetry::{Lookup, Metrics};
 use time::OffsetDateTime;
 
 pub use self::fleet::{Fleet, Tier2};
+pub use self::warm::{WarmOptions, WarmReport};
 use crate::error::ApiError;
 use crate::model::{Snapshot, StoredSnapshot};
+use crate::priority::PriorityList;
 use crate::request_context::{Traced, in_scope};
 use crate::source::{Source, SourceError};
 use crate::tombstones::Tombstones;
@@ -68,6 +71,57 @@ pub struct ServiceOptions {
     /// (`FORCE_REFRESH_MIN_INTERVAL_MS`); zero lets every forced refresh
     /// load.
     pub force_refresh_min_interval: Duration,
+    /// Whether and when wallets in demand are refreshed before they go
+    /// stale (`POSITION_CACHE_EAGER_REFRESH`); `None` waits for staleness.
+    pub eager_refresh: Option<EagerRefresh>,
+    /// High-value wallets (`POSITION_PRIORITY_FILE`): their own shorter
+    /// TTL, and the front of their class in the load queue.
+    pub priority: Arc<PriorityList>,
+    /// What a restart warms from, and how long it may take.
+    pub warm: WarmOptions,
+}
+
+/// The eager refresh rule: a read of a fresh tier-1 entry at least
+/// `at_pct` percent into its TTL, for a wallet read at least `min_reads`
+/// times lately, starts the wallet's one background refresh early.
+///
+/// Why a fixed fraction of the TTL (as `FusionCache`'s eager refresh) and not
+/// probabilistic early expiration (`XFetch`, Vattani et al. 2015): `XFetch`
+/// recomputes ahead of expiry by a random multiple of the load time, a
+/// fraction of a second to a few seconds here, against TTLs of minutes. A
+/// wallet is then refreshed early only if it is read in those last
+/// seconds, which only the very hottest are; every other wallet in demand
+/// would still be served stale once per TTL. A fixed fraction gives a
+/// window of `(100 - at_pct)%` of the TTL in which any read starts the
+/// refresh, it is deterministic (tests move a manual clock to it), and its
+/// cost is bounded: a wallet refreshed eagerly is fetched at most once per
+/// `at_pct%` of the TTL instead of once per TTL, so `at_pct = 90` costs at
+/// most 11% more fetches of the wallets it applies to. `XFetch`'s strength,
+/// spreading the recomputations of one key across many uncoordinated
+/// readers, the single flight per wallet already gives.
+///
+/// "In demand" is the tier-1 entry's read count, halved once per TTL
+/// ([`cache_core::Entry::demand`]): a wallet read about `min_reads` times
+/// per TTL can be expected to be read inside the early window. Wallets
+/// read less (the cold ones, and those answered only from Redis) are never
+/// refreshed early: for them an early refresh would mostly be a fetch no one
+/// reads before it goes stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EagerRefresh {
+    /// How far into the TTL, in percent (1 to 99), the early window opens
+    /// (`POSITION_CACHE_EAGER_REFRESH_AT_PCT`).
+    pub at_pct: u8,
+    /// Reads lately (halved once per TTL) that make a wallet in demand
+    /// (`POSITION_CACHE_EAGER_REFRESH_MIN_READS`).
+    pub min_reads: u16,
+}
+
+impl EagerRefresh {
+    /// Whether an entry read now, fresh under `ttl` (the wallet's own), is
+    /// due for an early refresh.
+    fn is_due(self, entry: &Entry<Arc<Snapshot>>, ttl: Duration) -> bool {
+        entry.demand() >= self.min_reads && entry.age().as_nanos() * 100 >= ttl.as_nanos() * u128::from(self.at_pct)
+    }
 }
 
 /// Where an answer came from.
@@ -166,6 +220,9 @@ pub struct Service {
 struct Shared {
     enabled: bool,
     force_refresh_min_interval: Duration,
+    eager_refresh: Option<EagerRefresh>,
+    priority: Arc<PriorityList>,
+    warm: WarmOptions,
     cache: Cache<Wallet, Arc<Snapshot>>,
     redis: Option<RedisTier>,
     /// The fleet's channel and leases, if replicas coordinate.
@@ -218,6 +275,8 @@ impl Service {
         let cache = Cache::builder(options.max_wallets)
             .policy(options.policy)
             .clock(SharedClock(Arc::clone(&clock)))
+            // Demand then reads as "reads within about the last TTL".
+            .demand_half_life(options.policy.ttl().min(Duration::from_secs(86_400)))
             .observer(Arc::new(telemetry::MemoryTierObserver::new(Arc::clone(&metrics))))
             .build();
         let source_label = if source.name() == "http" { telemetry::Source::Http } else { telemetry::Source::Ledger };
@@ -241,6 +300,9 @@ impl Service {
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,
             force_refresh_min_interval: options.force_refresh_min_interval,
+            eager_refresh: options.eager_refresh,
+            priority: Arc::clone(&options.priority),
+            warm: options.warm.clone(),
             cache,
             redis,
             fleet,
@@ -377,20 +439,47 @@ impl Service {
     }
 
     /// Answers from a tier-1 entry, starting a background refresh if it is
-    /// stale.
+    /// stale, or early if the wallet is in demand and near the end of its
+    /// TTL ([`EagerRefresh`]).
+    ///
+    /// A wallet on the priority list is judged by its own TTL, and its
+    /// refreshes go to the front of their class.
     fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
-        if entry.is_stale() {
-            self.refresh(wallet);
-            self.shared.metrics.cache.record_lookup(Lookup::Stale);
+        let shared = &self.shared;
+        let rule = if shared.priority.is_empty() { None } else { shared.priority.rule(wallet.as_str()) };
+        let ttl = rule.and_then(|r| r.ttl).unwrap_or_else(|| shared.cache.policy().ttl());
+        let rank = if rule.is_some_and(|r| r.high) { u16::MAX } else { entry.demand() };
+        let stale = entry.is_stale() || entry.age() > ttl;
+        if stale {
+            self.refresh(wallet, rank);
+            shared.metrics.cache.record_lookup(Lookup::Stale);
         } else {
-            self.shared.metrics.cache.record_lookup(Lookup::Hit);
+            if shared.eager_refresh.is_some_and(|eager| eager.is_due(&entry, ttl)) {
+                self.refresh_early(wallet, rank);
+            }
+            shared.metrics.cache.record_lookup(Lookup::Hit);
         }
-        Answer::cached(entry, Origin::Memory)
+        let mut answer = Answer::cached(entry, Origin::Memory);
+        answer.stale = stale;
+        answer
     }
 
-    /// Starts a background refresh of `wallet` unless one is running.
-    fn refresh(&self, wallet: &Wallet) {
-        self.loader.refresh(Traced::current(Job { wallet: wallet.clone(), not_before: None }));
+    /// Starts an eager refresh of `wallet` unless a load of it is running,
+    /// in the load queue's eager class at `rank`.
+    fn refresh_early(&self, wallet: &Wallet, rank: u16) {
+        let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
+        let started = self.loader.refresh_with(job, refresh::Priority::Eager, rank);
+        if started == refresh::Refresh::Started {
+            self.shared.metrics.cache.record_eager_refresh();
+        }
+    }
+
+    /// Starts a background refresh of stale `wallet` unless one is running,
+    /// in the load queue's stale class at `rank` (its demand, or the front
+    /// for a high-value wallet; zero when tier 1 did not hold it).
+    fn refresh(&self, wallet: &Wallet, rank: u16) {
+        let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
+        self.loader.refresh_with(job, refresh::Priority::Stale, rank);
     }
 
     /// Reads tier 2 after a tier-1 miss, or to check `held`, the tier-1
@@ -427,7 +516,7 @@ impl Service {
             Freshness::Expired => return None,
         };
         if stale {
-            self.refresh(wallet);
+            self.refresh(wallet, 0);
         }
         shared.metrics.cache.record_lookup(if stale { Lookup::Stale } else { Lookup::Hit });
         Some(Answer { snapshot, age, cached: true, stale, origin: Origin::Redis })
@@ -530,6 +619,11 @@ impl Service {
     /// The freshness policy.
     pub fn policy(&self) -> &Policy {
         self.shared.cache.policy()
+    }
+
+    /// The warm-start settings.
+    pub fn warm_options(&self) -> &WarmOptions {
+        &self.shared.warm
     }
 
     /// Whether caching is on.

@@ -21,6 +21,8 @@ use crate::source::ledger::Ledger;
 /// How often expired entries are swept out of memory. Reads drop them
 /// lazily anyway; the sweep returns memory held by wallets nobody asks for.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// The warm-start state is saved every this many sweeps (each minute).
+const WARM_SAVE_EVERY_TICKS: u32 = 1;
 
 /// A setting that passed parsing but could not be put to use.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,7 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         timeout: config.refresh_timeout(),
         queue_timeout: config.refresh_queue_timeout(),
         max_queued: usize::try_from(config.refresh_queue_max).unwrap_or(usize::MAX),
+        ..refresh::Config::default()
     };
     ServiceOptions {
         cache_enabled: config.cache_enabled,
@@ -47,6 +50,9 @@ pub fn service_options(config: &Config) -> ServiceOptions {
         max_wallets: usize::try_from(config.max_wallets).unwrap_or(usize::MAX),
         refresh,
         force_refresh_min_interval: config.force_refresh_min_interval(),
+        eager_refresh: config.eager_refresh(),
+        priority: Arc::new(config.priority.clone()),
+        warm: config.warm(),
     }
 }
 
@@ -182,16 +188,35 @@ pub async fn run(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let warm = app.service().warm_options().clone();
+    let warming = app.service().can_warm().then(|| {
+        app.set_warming(true);
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            if tokio::time::timeout(warm.timeout, app.service().warm_up()).await.is_err() {
+                tracing::warn!(after_ms = warm.timeout.as_millis(), "warm-up unfinished; ready anyway");
+            }
+            app.set_warming(false);
+        })
+    });
     let janitor = tokio::spawn({
         let app = Arc::clone(&app);
         async move {
             let mut every = tokio::time::interval(PURGE_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = 0_u32;
             loop {
                 every.tick().await;
                 let purged = app.service().purge_expired();
                 if purged > 0 {
                     tracing::debug!(purged, "expired entries swept");
+                }
+                // Not at the first tick, which comes at once, nor while
+                // warming: a replica that has just started would replace the
+                // saved list with its own, still empty one before reading it.
+                ticks = ticks.wrapping_add(1);
+                if ticks > 1 && ticks.is_multiple_of(WARM_SAVE_EVERY_TICKS) && !app.is_warming() {
+                    app.service().save_warm_state().await;
                 }
             }
         }
@@ -206,6 +231,14 @@ pub async fn run(
     };
     let deadline = serve(listeners, Arc::clone(&app), options, unready).await;
     janitor.abort();
+    if let Some(warming) = warming {
+        warming.abort();
+    }
+    // What the next start warms from; bounded by the drain deadline.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if tokio::time::timeout(left, app.service().save_warm_state()).await.is_err() {
+        tracing::warn!("the warm-start state was not saved before the deadline");
+    }
     // Loads still running were started by requests that have had their
     // answer (or were dropped) or by background refreshes: they get what is
     // left of the same deadline, not a second one.

@@ -188,8 +188,19 @@ fn the_deployment_env_starts_a_service_that_turns_ready_and_healthy() {
     env.insert("REDIS_URL".into(), redis.url());
     let service = start(&env);
 
-    let readyz = get(&service.addr, "/readyz", &[]);
-    assert_eq!(readyz.status, 200, "{}", readyz.body);
+    // With Redis the replica first warms its memory from it (the list of
+    // wallets in demand): `/readyz` says so with a 503 until that is done,
+    // then turns ready.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let readyz = get(&service.addr, "/readyz", &[]);
+        if readyz.status == 200 {
+            break;
+        }
+        assert!(readyz.status == 503 && readyz.body.contains("warming up"), "{} {}", readyz.status, readyz.body);
+        assert!(Instant::now() < deadline, "/readyz never turned ready: {}", readyz.body);
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(get(&service.addr, "/livez", &[]).status, 200);
     // Redis connects in the background: /health turns ok once it answers.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -27,6 +27,12 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// time by [`DEFAULT_QUEUE_TIMEOUT`].
 pub const DEFAULT_MAX_QUEUED: usize = 256;
 
+/// How long a flight waits in line by default before it is served as if
+/// it were of the highest class: half the default queue timeout, so a
+/// background refresh behind a flood of users' loads still gets its turn
+/// before it would give up.
+pub const DEFAULT_PROMOTE_AFTER: Duration = Duration::from_millis(500);
+
 /// The limits of a [`Loader`](crate::Loader).
 ///
 /// # Examples
@@ -72,6 +78,11 @@ pub struct Config {
     /// [`LoadError::Overloaded`](crate::LoadError::Overloaded). 256 by
     /// default; zero means a load either runs at once or fails.
     pub max_queued: usize,
+    /// How long a flight waits in line before it is served as if it were of
+    /// the highest [`Priority`](crate::Priority) class (still within its
+    /// class's share of the permits), so that no class starves; 500 ms by
+    /// default.
+    pub promote_after: Duration,
 }
 
 impl Config {
@@ -99,6 +110,7 @@ impl Default for Config {
             timeout: DEFAULT_TIMEOUT,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             max_queued: DEFAULT_MAX_QUEUED,
+            promote_after: DEFAULT_PROMOTE_AFTER,
         }
     }
 }

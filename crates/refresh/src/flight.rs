@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::error::LoadError;
 use crate::loader::Shared;
 use crate::observer::{FlightKind, Outcome};
-use crate::queue::{NoPermit, Place};
+use crate::queue::{NoPermit, Place, Priority};
 
 /// What a flight's waiters watch: nothing yet, then its result.
 pub(crate) type Delivery<V, E> = Option<Result<V, LoadError<E>>>;
@@ -42,7 +42,7 @@ pub(crate) fn spawn<K, V, E>(
     shared: Arc<Shared<K, V, E>>,
     key: K,
     id: u64,
-    kind: FlightKind,
+    (kind, class): (FlightKind, Priority),
     place: Place,
     sender: watch::Sender<Delivery<V, E>>,
 ) -> AbortHandle
@@ -54,11 +54,11 @@ where
     // The guard is built before the task exists, so even a task that never
     // runs (spawned on a runtime that is shutting down) frees its key.
     let guard = FlightGuard { shared, key, id, kind, sender: Some(sender), started: None };
-    tokio::spawn(run(guard, place)).abort_handle()
+    tokio::spawn(run(guard, place, class)).abort_handle()
 }
 
 /// The body of a flight's task.
-async fn run<K, V, E>(mut guard: FlightGuard<K, V, E>, place: Place)
+async fn run<K, V, E>(mut guard: FlightGuard<K, V, E>, place: Place, class: Priority)
 where
     K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
     V: Clone + Send + Sync + 'static,
@@ -67,9 +67,13 @@ where
     let shared = Arc::clone(&guard.shared);
     let patience = shared.config.queue_timeout;
     let permit = match place.into_permit(patience).await {
-        Ok(permit) => permit,
+        Ok((permit, waited)) => {
+            shared.observer.started(permit.class(), waited);
+            permit
+        }
         Err(NoPermit::TimedOut) => {
             shared.observer.queue_timed_out(guard.kind);
+            shared.observer.dropped(class);
             let kind = guard.kind.as_str();
             if let Some(suppressed) = shared.log.allow(&format!("{kind} queue timeout")) {
                 tracing::warn!(key = ?guard.key, kind, waited_s = patience.as_secs_f64(), suppressed, "load gave up waiting for a permit");

@@ -25,7 +25,11 @@
 //! [`Config::queue_timeout`] ([`LoadError::QueueTimeout`]), and
 //! [`Config::timeout`] per call ([`LoadError::Timeout`]). Background
 //! refreshes give way to users: they are skipped once the queue is half
-//! full, and dropped when their wait runs out. A panicking load function
+//! full, and dropped when their wait runs out. The line is served by
+//! [`Priority`] class (users' loads, stale refreshes, eager refreshes,
+//! warm-up loads), each class holding at most its share of the permits,
+//! and a flight that has waited [`Config::promote_after`] goes first, so no
+//! class starves ([`Loader::refresh_with`]). A panicking load function
 //! becomes [`LoadError::Panicked`] for its callers and nothing worse.
 //! [`Loader::shutdown`] drains flights until a deadline and aborts the
 //! rest. An [`Observer`] hears every event for metrics.
@@ -89,9 +93,12 @@ mod observer;
 mod queue;
 mod shutdown;
 
-pub use config::{Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT, DEFAULT_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUED, DEFAULT_PROMOTE_AFTER, DEFAULT_QUEUE_TIMEOUT, DEFAULT_TIMEOUT,
+};
 pub use error::LoadError;
 pub use loader::{Loader, Refresh, SkipReason};
 pub use log_throttle::LogThrottle;
 pub use observer::{FlightKind, Observer, Outcome};
+pub use queue::Priority;
 pub use shutdown::DrainReport;

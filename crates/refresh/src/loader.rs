@@ -22,7 +22,7 @@ use crate::error::LoadError;
 use crate::flight::{self, Delivery};
 use crate::log_throttle::LogThrottle;
 use crate::observer::{FlightKind, Observer, Silent};
-use crate::queue::Queue;
+use crate::queue::{Place, Priority, Queue};
 
 /// The load function, boxed once so the loader has one concrete type.
 type BoxedLoad<K, V, E> = Box<dyn Fn(K) -> Pin<Box<dyn Future<Output = Result<V, E>> + Send>> + Send + Sync>;
@@ -111,6 +111,10 @@ pub(crate) enum Phase {
 pub(crate) struct Flight<V, E> {
     id: u64,
     kind: FlightKind,
+    /// Its class in the line, raised when a higher one joins.
+    class: Priority,
+    /// Its number in the line while it waits there, for [`Queue::raise`].
+    seq: Option<u64>,
     /// Cloned by every caller who joins.
     pub(crate) result: watch::Receiver<Delivery<V, E>>,
     /// Set just after the task is spawned; see [`Shared::admit`].
@@ -231,7 +235,7 @@ where
     ///
     /// If it has to start a flight outside a Tokio runtime.
     pub fn load(&self, key: K) -> impl Future<Output = Result<V, LoadError<E>>> + Send + 'static + use<K, V, E> {
-        let admission = self.shared.admit(key, FlightKind::Foreground);
+        let admission = self.shared.admit(key, FlightKind::Foreground, Priority::Waiting, u16::MAX);
         if matches!(admission, Admission::Full) {
             self.shared.observer.overloaded();
         }
@@ -258,7 +262,33 @@ where
     ///
     /// If it has to start a flight outside a Tokio runtime.
     pub fn refresh(&self, key: K) -> Refresh {
-        let refresh = match self.shared.admit(key, FlightKind::Background) {
+        self.refresh_with(key, Priority::Stale, 0)
+    }
+
+    /// Like [`refresh`](Self::refresh), in the line's `class` and, within
+    /// it, `rank` (higher goes first: the key's demand, or `u16::MAX` for a
+    /// key that must go to the front of its class). A flight already
+    /// running or waiting for the key is joined, and moved up if `class`
+    /// is higher than its own.
+    ///
+    /// # Panics
+    ///
+    /// If it has to start a flight outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use refresh::{Config, Loader, Priority, Refresh};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let loader = Loader::new(Config::default(), |k: u64| async move { Ok::<_, String>(k) });
+    /// assert_eq!(loader.refresh_with(1, Priority::Eager, 10), Refresh::Started);
+    /// assert_eq!(loader.refresh_with(1, Priority::Stale, 10), Refresh::AlreadyRunning);
+    /// # }
+    /// ```
+    pub fn refresh_with(&self, key: K, class: Priority, rank: u16) -> Refresh {
+        let refresh = match self.shared.admit(key, FlightKind::Background, class, rank) {
             Admission::Started(_) => Refresh::Started,
             Admission::Joined(_) => Refresh::AlreadyRunning,
             Admission::Full => Refresh::Skipped(SkipReason::Busy),
@@ -330,24 +360,35 @@ where
     E: fmt::Display + Send + Sync + 'static,
 {
     /// Joins the flight of `key`, or starts one if the queue admits it.
-    fn admit(self: &Arc<Self>, key: K, kind: FlightKind) -> Admission<V, E> {
+    fn admit(self: &Arc<Self>, key: K, kind: FlightKind, class: Priority, rank: u16) -> Admission<V, E> {
         let mut state = self.lock();
         if state.phase != Phase::Open {
             return Admission::ShuttingDown;
         }
-        if let Some(flight) = state.flights.get(&key) {
+        if let Some(flight) = state.flights.get_mut(&key) {
+            if class < flight.class {
+                flight.class = class;
+                if let Some(seq) = flight.seq {
+                    self.queue.raise(seq, class, rank);
+                }
+            }
             return Admission::Joined(flight.result.clone());
         }
-        let Some(place) = self.queue.admit(kind) else {
+        let Some(place) = self.queue.admit(kind, class, rank) else {
             drop(state);
+            self.observer.dropped(class);
             tracing::debug!(key = ?key, kind = kind.as_str(), "load not started: too many loads waiting");
             return Admission::Full;
         };
+        let seq = place.seq();
+        if matches!(place, Place::Waiting(_)) {
+            self.observer.queued(class);
+        }
         let id = state.next_id;
         state.next_id += 1;
         let (sender, result) = watch::channel(None);
         let flight_key = key.clone();
-        state.flights.insert(key, Flight { id, kind, result: result.clone(), task: None });
+        state.flights.insert(key, Flight { id, kind, class, seq, result: result.clone(), task: None });
         if kind == FlightKind::Background {
             state.background += 1;
         }
@@ -358,7 +399,7 @@ where
         // the key. The task cannot deliver before it is entered above, and
         // if it has already delivered, its entry is gone and there is no
         // handle to set.
-        let task = flight::spawn(Arc::clone(self), flight_key.clone(), id, kind, place, sender);
+        let task = flight::spawn(Arc::clone(self), flight_key.clone(), id, (kind, class), place, sender);
         let mut state = self.lock();
         let aborted = state.phase == Phase::Closed;
         if let Some(flight) = state.flights.get_mut(&flight_key).filter(|flight| flight.id == id) {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::error::LoadError;
 use crate::loader::Refresh;
+use crate::queue::Priority;
 
 /// Who started a flight: a caller waiting for the value, or a background
 /// refresh nobody waits for.
@@ -145,6 +146,18 @@ pub trait Observer: Send + Sync + fmt::Debug {
     ///
     /// [`Config::queue_timeout`]: crate::Config::queue_timeout
     fn queue_timed_out(&self, _kind: FlightKind) {}
+
+    /// A flight of `class` took a place in line (it found no free permit
+    /// it may take).
+    fn queued(&self, _class: Priority) {}
+
+    /// A flight of `class` got its permit after waiting `waited` (zero if
+    /// it took a free one at once), just before it calls the load function.
+    fn started(&self, _class: Priority, _waited: Duration) {}
+
+    /// A flight of `class` was dropped for want of a permit: refused with
+    /// the line full, or gave up waiting.
+    fn dropped(&self, _class: Priority) {}
 }
 
 /// The observer of a loader built without one.

@@ -77,6 +77,100 @@ impl LoadKind {
 
 label_value_by_as_str!(LoadKind);
 
+/// A load's class in the load queue, as the `class` label of the
+/// `position_cache_loads_*` families: highest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadClass {
+    /// A load a user waits for.
+    Waiting,
+    /// A refresh of an entry served stale.
+    Stale,
+    /// A refresh started early for a wallet in demand.
+    Eager,
+    /// A load that warms the cache after a start.
+    WarmUp,
+}
+
+impl LoadClass {
+    /// Every class, highest first.
+    pub const ALL: [Self; 4] = [Self::Waiting, Self::Stale, Self::Eager, Self::WarmUp];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Stale => "stale",
+            Self::Eager => "eager",
+            Self::WarmUp => "warm_up",
+        }
+    }
+}
+
+label_value_by_as_str!(LoadClass);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClassLabels {
+    class: LoadClass,
+}
+
+/// Upper bounds of the load-queue wait buckets, in seconds: none to the
+/// default queue timeout and past it.
+const WAIT_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+fn wait_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    prometheus_client::metrics::histogram::Histogram::new(WAIT_BUCKETS)
+}
+
+/// The load queue's families, by class, before they are registered.
+struct QueueFamilies {
+    queued: Family<ClassLabels, Counter>,
+    started: Family<ClassLabels, Counter>,
+    dropped: Family<ClassLabels, Counter>,
+    wait: Family<ClassLabels, prometheus_client::metrics::histogram::Histogram>,
+}
+
+impl Default for QueueFamilies {
+    fn default() -> Self {
+        Self {
+            queued: Family::default(),
+            started: Family::default(),
+            dropped: Family::default(),
+            wait: Family::new_with_constructor(wait_histogram as fn() -> _),
+        }
+    }
+}
+
+impl QueueFamilies {
+    /// One series per class, created up front so each shows zero.
+    fn by_class(family: &Family<ClassLabels, Counter>) -> [Counter; LoadClass::ALL.len()] {
+        LoadClass::ALL.map(|class| family.get_or_create_owned(&ClassLabels { class }))
+    }
+
+    fn register(self, registry: &mut Registry) {
+        registry.register(
+            "position_cache_loads_queued",
+            "Loads that found no free permit for their class and took a place in the load queue, by class",
+            self.queued,
+        );
+        registry.register(
+            "position_cache_loads_started",
+            "Loads that got a permit and called the source, by class",
+            self.started,
+        );
+        registry.register(
+            "position_cache_loads_dropped",
+            "Loads refused with the queue full or given up after REFRESH_QUEUE_TIMEOUT_MS, by class",
+            self.dropped,
+        );
+        registry.register_with_unit(
+            "position_cache_load_wait",
+            "Time a load waited in the load queue for its permit, by class; zero for one that found a permit free",
+            prometheus_client::registry::Unit::Seconds,
+            self.wait,
+        );
+    }
+}
+
 /// The report's counters, and the refresh and overload figures.
 ///
 /// Reached as [`Metrics::cache`](crate::Metrics::cache). Clones share the
@@ -108,10 +202,15 @@ pub struct CacheMetrics {
     refresh_errors: Counter,
     stale_serves: Counter,
     refresh_triggers: Counter,
+    eager_refreshes: Counter,
     overload_rejections: Counter,
     /// One counter per [`LoadKind`], indexed by `kind as usize`, created up
     /// front so both series show zeros before the first timeout.
     queue_timeouts: [Counter; LoadKind::ALL.len()],
+    loads_queued: [Counter; LoadClass::ALL.len()],
+    loads_started: [Counter; LoadClass::ALL.len()],
+    loads_dropped: [Counter; LoadClass::ALL.len()],
+    load_wait: [prometheus_client::metrics::histogram::Histogram; LoadClass::ALL.len()],
     active_refresh_tasks: Gauge,
 }
 
@@ -121,6 +220,7 @@ impl CacheMetrics {
         // `LoadKind::ALL` is in declaration order, so position `i` holds the
         // kind whose discriminant is `i`; `record_queue_timeout` relies on it.
         let queue_timeouts = Family::<KindLabels, Counter>::default();
+        let queue = QueueFamilies::default();
         let metrics = Self {
             hits: Counter::default(),
             misses: Counter::default(),
@@ -128,8 +228,13 @@ impl CacheMetrics {
             refresh_errors: Counter::default(),
             stale_serves: Counter::default(),
             refresh_triggers: Counter::default(),
+            eager_refreshes: Counter::default(),
             overload_rejections: Counter::default(),
             queue_timeouts: LoadKind::ALL.map(|kind| queue_timeouts.get_or_create_owned(&KindLabels { kind })),
+            loads_queued: QueueFamilies::by_class(&queue.queued),
+            loads_started: QueueFamilies::by_class(&queue.started),
+            loads_dropped: QueueFamilies::by_class(&queue.dropped),
+            load_wait: LoadClass::ALL.map(|class| queue.wait.get_or_create_owned(&ClassLabels { class })),
             active_refresh_tasks: Gauge::default(),
         };
         // HELP texts carry no double quote or backslash: prometheus-client
@@ -166,6 +271,12 @@ impl CacheMetrics {
             metrics.refresh_triggers.clone(),
         );
         registry.register(
+            "position_cache_eager_refreshes",
+            "Background refreshes started early, before the TTL, for wallets in demand read near its end; each is \
+             also a refresh trigger",
+            metrics.eager_refreshes.clone(),
+        );
+        registry.register(
             "position_cache_overload_rejections",
             "Loads refused because the load queue was full; the request was answered 503",
             metrics.overload_rejections.clone(),
@@ -176,6 +287,7 @@ impl CacheMetrics {
              a foreground load's requests were answered 503, a background refresh was dropped",
             queue_timeouts,
         );
+        queue.register(registry);
         registry.register(
             "position_cache_active_refresh_tasks",
             "Background refreshes in flight now",
@@ -207,6 +319,14 @@ impl CacheMetrics {
         self.refresh_triggers.inc();
     }
 
+    /// Counts one eager refresh started: a wallet in demand, read while
+    /// still fresh but near the end of its TTL (see the service's eager
+    /// refresh). Such a refresh is also counted by
+    /// [`record_refresh_started`](Self::record_refresh_started).
+    pub fn record_eager_refresh(&self) {
+        self.eager_refreshes.inc();
+    }
+
     /// Counts one failed load from the source, background or foreground,
     /// whatever the failure (error, timeout, panic). A load shared by several
     /// waiting requests counts once.
@@ -225,6 +345,22 @@ impl CacheMetrics {
         self.queue_timeouts[kind as usize].inc();
     }
 
+    /// Counts one load of `class` that took a place in the queue.
+    pub fn record_load_queued(&self, class: LoadClass) {
+        self.loads_queued[class as usize].inc();
+    }
+
+    /// Counts one load of `class` that got its permit after `waited`.
+    pub fn record_load_started(&self, class: LoadClass, waited: std::time::Duration) {
+        self.loads_started[class as usize].inc();
+        self.load_wait[class as usize].observe(waited.as_secs_f64());
+    }
+
+    /// Counts one load of `class` dropped for want of a permit.
+    pub fn record_load_dropped(&self, class: LoadClass) {
+        self.loads_dropped[class as usize].inc();
+    }
+
     /// Sets how many background refreshes are in flight now.
     pub fn set_active_refresh_tasks(&self, tasks: usize) {
         self.active_refresh_tasks.set(saturating_i64(tasks));
@@ -241,6 +377,7 @@ impl CacheMetrics {
             stale_serves: self.stale_serves.get(),
             evictions: self.evictions.get(),
             refresh_triggers: self.refresh_triggers.get(),
+            eager_refreshes: self.eager_refreshes.get(),
             refresh_errors: self.refresh_errors.get(),
             overload_rejections: self.overload_rejections.get(),
         }
@@ -274,6 +411,8 @@ pub struct CacheCounts {
     pub evictions: u64,
     /// Background refreshes started.
     pub refresh_triggers: u64,
+    /// Of those, the ones started early for wallets in demand.
+    pub eager_refreshes: u64,
     /// Failed loads.
     pub refresh_errors: u64,
     /// Loads refused for a full queue.
@@ -330,11 +469,13 @@ mod tests {
         let metrics = Metrics::new();
         metrics.cache.record_refresh_started();
         metrics.cache.record_refresh_started();
+        metrics.cache.record_eager_refresh();
         metrics.cache.record_load_failed();
         metrics.cache.record_overload_rejection();
         metrics.cache.set_active_refresh_tasks(2);
         let text = metrics.encode();
         assert_eq!(sample(&text, "position_cache_refresh_triggers_total"), Some(2.0));
+        assert_eq!(sample(&text, "position_cache_eager_refreshes_total"), Some(1.0));
         assert_eq!(sample(&text, "position_cache_refresh_errors_total"), Some(1.0));
         assert_eq!(sample(&text, "position_cache_overload_rejections_total"), Some(1.0));
         assert_eq!(sample(&text, r#"position_cache_queue_timeouts_total{kind="foreground"}"#), Some(0.0));

@@ -63,8 +63,13 @@
 //! | `position_cache_refresh_errors_total` | counter | | loads from the source that failed, background or foreground |
 //! | `position_cache_stale_serves_total` | counter | | requests answered at once with data past its TTL; each is also a hit (per request) |
 //! | `position_cache_refresh_triggers_total` | counter | | background refreshes started |
+//! | `position_cache_eager_refreshes_total` | counter | | of those, started early for wallets in demand read near the end of their TTL |
 //! | `position_cache_overload_rejections_total` | counter | | loads refused because the load queue was full (the request got a 503) |
 //! | `position_cache_queue_timeouts_total` | counter | `kind`: `foreground`, `background` | loads that waited `REFRESH_QUEUE_TIMEOUT_MS` for a turn at the source and gave up: the requests got a 503, or the background refresh was dropped |
+//! | `position_cache_loads_queued_total` | counter | `class`: `waiting`, `stale`, `eager`, `warm_up` | loads that took a place in the load queue |
+//! | `position_cache_loads_started_total` | counter | `class` | loads that got a permit and called the source |
+//! | `position_cache_loads_dropped_total` | counter | `class` | loads refused with the queue full or given up after `REFRESH_QUEUE_TIMEOUT_MS` |
+//! | `position_cache_load_wait_seconds` | histogram | `class` | time a load waited for its permit |
 //! | `position_cache_active_refresh_tasks` | gauge | | background refreshes in flight now |
 //! | `position_cache_memory_events_total` | counter | `event`: `hit`, `stale_hit`, `miss`, `insertion`, `eviction`, `expiration`, `invalidation` | raw tier-1 (in-process LRU) events, one per cache operation outcome |
 //! | `position_cache_entries` | gauge | | wallets held in tier 1 now |
@@ -164,7 +169,7 @@ mod source;
 mod testing;
 mod tier2;
 
-pub use cache::{CacheCounts, CacheMetrics, LoadKind, Lookup};
+pub use cache::{CacheCounts, CacheMetrics, LoadClass, LoadKind, Lookup};
 pub use fleet::{FleetMessage, FleetMetrics, LeaseEvent, StoreRefusal};
 pub use format::{CONTENT_TYPE, Format, TEXT_CONTENT_TYPE};
 pub use http::{CacheStatus, HttpMetrics, HttpSeries, Method};

@@ -118,3 +118,32 @@ async fn a_corrupt_value_in_redis_is_a_miss_a_counter_and_then_replaced() {
 async fn eventually_in_redis(redis: &RedisServer, key: &str) {
     eventually("the entry to reach Redis", DEADLINE, || async { redis.get_raw(key).await.is_some() }).await;
 }
+
+#[tokio::test]
+async fn a_restarted_replica_warms_its_memory_from_redis_keeping_the_age() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::starting_now();
+    let warm = positions_api::WarmOptions { keys: 10, snapshot_path: None, timeout: Duration::from_secs(30) };
+    let options = || positions_api::ServiceOptions { warm: warm.clone(), ..system_tests::service::default_options() };
+    let first_source = source();
+    let first =
+        TestService::builder(first_source.clone()).options(options()).redis(&redis.url()).clock(&clock).start().await;
+    for _ in 0..3 {
+        assert_eq!(first.client().get(PATH).await.status, 200);
+    }
+    eventually_in_redis(&redis, KEY).await;
+    first.stop().await;
+
+    clock.advance(Duration::from_secs(20));
+    let second_source = source();
+    let second =
+        TestService::builder(second_source.clone()).options(options()).redis(&redis.url()).clock(&clock).start().await;
+    let client = second.client();
+    eventually("/readyz to answer 200", DEADLINE, || async { client.get("/readyz").await.status == 200 }).await;
+    assert_eq!(second.app.service().health().lru_size, 1, "filled from Redis before any request");
+    let answer = client.get(PATH).await;
+    assert_eq!(answer.header("cache-status"), "positions-api; hit; ttl=40; detail=memory");
+    assert_eq!(answer.json()["age_seconds"], 20, "the entry kept its fetched_at");
+    assert_eq!(second_source.calls(), 0);
+    second.stop().await;
+}

@@ -18,15 +18,20 @@ use telemetry::{
 const WALLET_ROUTE: &str = "/v4/positions/{wallet}";
 
 /// Every registered family, in exposition order, with its type.
-const FAMILIES: [(&str, &str); 42] = [
+const FAMILIES: [(&str, &str); 47] = [
     ("position_cache_hits", "counter"),
     ("position_cache_misses", "counter"),
     ("position_cache_evictions", "counter"),
     ("position_cache_refresh_errors", "counter"),
     ("position_cache_stale_serves", "counter"),
     ("position_cache_refresh_triggers", "counter"),
+    ("position_cache_eager_refreshes", "counter"),
     ("position_cache_overload_rejections", "counter"),
     ("position_cache_queue_timeouts", "counter"),
+    ("position_cache_loads_queued", "counter"),
+    ("position_cache_loads_started", "counter"),
+    ("position_cache_loads_dropped", "counter"),
+    ("position_cache_load_wait_seconds", "histogram"),
     ("position_cache_active_refresh_tasks", "gauge"),
     ("position_cache_memory_events", "counter"),
     ("position_cache_entries", "gauge"),
