@@ -76,6 +76,6 @@ pub use routes::{App, RouteSet};
 pub use rust_decimal::Decimal;
 pub use server::{Listeners, ServerOptions, connection_cap, serve};
 pub use service::{
-    Answer, EagerRefresh, Fleet, Health, Origin, Service, ServiceOptions, Tier2, WarmOptions, WarmReport,
+    Answer, EagerRefresh, Fleet, Health, Looked, Origin, Service, ServiceOptions, Tier2, WarmOptions, WarmReport,
 };
 pub use wallet::{InvalidWallet, Wallet};
