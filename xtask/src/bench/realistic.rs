@@ -535,7 +535,7 @@ fn render_targets(s: &mut String, day: &Day, results: &[DayResult]) {
             let calls = if off.upstream_calls > 0.0 { on.upstream_calls / off.upstream_calls } else { f64::NAN };
             let _ = writeln!(
                 s,
-                "- eager refresh (issue 13's target, same run, `POSITION_CACHE_MAX=10000`): served stale {:.1}% off, \
+                "- eager refresh (its target, same run, `POSITION_CACHE_MAX=10000`): served stale {:.1}% off, \
                  {:.1}% on, under 2%: {}; upstream calls {calls:.2}× with it, at most 1.15×: {} \
                  (`position_cache_eager_refreshes_total` counted {} in the measured period).",
                 stale_off * 100.0,
