@@ -120,34 +120,10 @@ fn measure(
 
     for connections in CONNECTIONS {
         let hits_before = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0];
-        let load = Load::run(&[
-            "zipf".into(),
-            "--url-prefix".into(),
-            prefix.clone(),
-            "--wallets".into(),
-            wallets.clone(),
-            "--alpha".into(),
-            "0".into(),
-            "--connections".into(),
-            connections.to_string(),
-            "--duration".into(),
-            format!("{seconds}s"),
-        ])?;
+        let load = uniform(&prefix, &wallets, connections, seconds)?;
         ensure!(load.failed() == 0, "tier-2 reads failed: {}", load.failures());
         let hits = probe::metrics(service.addr, &["position_cache_redis_hits_total"])?[0] - hits_before;
-        let memory = Load::run(&[
-            "zipf".into(),
-            "--url-prefix".into(),
-            prefix.clone(),
-            "--wallets".into(),
-            "1".into(),
-            "--alpha".into(),
-            "0".into(),
-            "--connections".into(),
-            connections.to_string(),
-            "--duration".into(),
-            format!("{seconds}s"),
-        ])?;
+        let memory = uniform(&prefix, "1", connections, seconds)?;
         ensure!(memory.failed() == 0, "memory hits failed: {}", memory.failures());
         #[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
         let tier2_share = hits / load.requests() as f64;
@@ -165,6 +141,23 @@ fn measure(
         });
     }
     Ok(value_bytes)
+}
+
+/// A closed-loop run over `wallets` wallets drawn uniformly.
+fn uniform(prefix: &str, wallets: &str, connections: u32, seconds: u32) -> Result<Load> {
+    Load::run(&[
+        "zipf".into(),
+        "--url-prefix".into(),
+        prefix.to_owned(),
+        "--wallets".into(),
+        wallets.to_owned(),
+        "--alpha".into(),
+        "0".into(),
+        "--connections".into(),
+        connections.to_string(),
+        "--duration".into(),
+        format!("{seconds}s"),
+    ])
 }
 
 /// Waits until the servers on `ports` hold `keys` keys in all (the service
