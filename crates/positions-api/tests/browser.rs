@@ -33,11 +33,13 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use support::{Running, Scratch};
 
 use http::header::ACCEPT_ENCODING;
 use http::{HeaderMap, HeaderValue};
@@ -50,35 +52,6 @@ const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
 /// How many times the curl–Chromium–curl round may be done again because
 /// Chromium took longer than a second.
 const ROUNDS: usize = 5;
-
-/// A child process, killed when dropped (a failed assertion must not leave
-/// it running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory under the system's temporary one, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("positions-browser-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Whether this runs under CI, where a missing tool is a failure.
 fn in_ci() -> bool {
@@ -247,7 +220,7 @@ fn chromium_decodes_a_compressed_answer_to_the_identity_body() {
         eprintln!("note: chromium is not installed; skipping (Debian's `chromium` package has it)");
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("browser");
 
     let offered = chromium_accept_encoding(&scratch.0);
     let mut headers = HeaderMap::new();

@@ -13,11 +13,13 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use support::{Running, Scratch};
 
 use cache_redis::testing::RedisServer;
 use serde_json::Value;
@@ -112,34 +114,6 @@ fn the_dashboard_is_grafana_json_with_unique_panels_and_every_variable_defined()
                 query.panel
             );
         }
-    }
-}
-
-/// A child process, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory under the system's temporary one, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("positions-dashboard-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -288,7 +262,7 @@ fn send_traffic(service: &str, stop: &AtomicBool) {
 fn every_panel_query_returns_data_from_prometheus_scraping_the_service() {
     let dashboard = dashboard();
     let queries = queries(&dashboard);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("dashboard");
     let redis = RedisServer::start();
     let upstream = format!("http://{}", start_upstream());
     let redis_url = redis.url();

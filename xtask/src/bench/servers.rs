@@ -107,20 +107,26 @@ pub(crate) fn slow_upstream(dir: &Path, delay_ms: &str, positions: u32) -> Resul
     announced(Process::start("slow-upstream", &launch, &dir.join("slow-upstream.log"))?)
 }
 
-/// A `redis-server` on a free port, keeping nothing on disk.
-pub(crate) fn redis(dir: &Path) -> Result<Server> {
-    let addr = super::process::free_port()?;
-    let launch = Launch::new("redis-server")
+/// `redis-server` on `port` of loopback, keeping nothing on disk, working
+/// in `dir`.
+fn redis_launch(port: u16, dir: &Path) -> Launch {
+    Launch::new("redis-server")
         .arg("--bind")
         .arg("127.0.0.1")
         .arg("--port")
-        .arg(addr.port().to_string())
+        .arg(port.to_string())
         .arg("--save")
         .arg("")
         .arg("--appendonly")
         .arg("no")
         .arg("--dir")
-        .arg(dir.to_string_lossy());
+        .arg(dir.to_string_lossy())
+}
+
+/// A `redis-server` on a free port, keeping nothing on disk.
+pub(crate) fn redis(dir: &Path) -> Result<Server> {
+    let addr = super::process::free_port()?;
+    let launch = redis_launch(addr.port(), dir);
     let mut process = Process::start("redis-server", &launch, &dir.join("redis-server.log"))?;
     process.wait_for_port(addr)?;
     Ok(Server { process, addr })
@@ -171,21 +177,11 @@ pub(crate) fn redis_cluster(dir: &Path) -> Result<Cluster> {
         }
         let node_dir = dir.join(format!("cluster-{}", addr.port()));
         std::fs::create_dir_all(&node_dir).with_context(|| format!("cannot create {}", node_dir.display()))?;
-        let launch = Launch::new("redis-server")
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(addr.port().to_string())
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no")
+        let launch = redis_launch(addr.port(), &node_dir)
             .arg("--cluster-enabled")
             .arg("yes")
             .arg("--cluster-config-file")
-            .arg("nodes.conf")
-            .arg("--dir")
-            .arg(node_dir.to_string_lossy());
+            .arg("nodes.conf");
         let mut process = Process::start("redis-server", &launch, &node_dir.join("redis-server.log"))?;
         process.wait_for_port(addr)?;
         nodes.push(Server { process, addr });

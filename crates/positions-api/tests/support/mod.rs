@@ -1,5 +1,6 @@
 //! What the binary's integration tests share: reading its JSON log up to
-//! the `listening` line, and plain HTTP/1.1 exchanges over std sockets.
+//! the `listening` line, plain HTTP/1.1 exchanges over std sockets, and
+//! child processes and scratch directories cleaned up when dropped.
 //! Each test file uses a part of it.
 
 #![allow(dead_code)]
@@ -7,6 +8,8 @@
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
 use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::Duration;
 
 /// How long a test waits for an answer's bytes.
@@ -86,4 +89,39 @@ pub(crate) fn exchange(
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     (status, headers, body.to_owned())
+}
+
+/// A child process, killed when dropped (a failed assertion must not leave
+/// it running).
+pub(crate) struct Running(pub(crate) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A directory under the system's temporary one, named after `label`,
+/// removed when dropped.
+pub(crate) struct Scratch(pub(crate) PathBuf);
+
+impl Scratch {
+    /// Creates it.
+    ///
+    /// # Panics
+    ///
+    /// If the directory cannot be created.
+    pub(crate) fn new(label: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("positions-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
