@@ -580,6 +580,25 @@ where
         self.max_weight
     }
 
+    /// The time now by the cache's clock: what entry ages are measured
+    /// against. A caller that holds values fetched elsewhere (a second
+    /// tier) ages them by this clock too, so that both kinds of age agree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::starting_now();
+    /// let cache: Cache<u8, u8> = Cache::builder(10).clock(clock.clone()).build();
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.current_time(), clock.now());
+    /// ```
+    pub fn current_time(&self) -> SystemTime {
+        crate::clock::from_unix_nanos(self.clock.unix_nanos())
+    }
+
     /// The freshness policy.
     pub fn policy(&self) -> &Policy {
         &self.policy

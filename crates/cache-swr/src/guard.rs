@@ -1,0 +1,127 @@
+//! Deletions are final for the loads that started before them.
+//!
+//! A load runs for a while; an [`invalidate`](crate::SwrCache::invalidate)
+//! that lands meanwhile must not be undone when the load finishes and
+//! stores what it fetched before the deletion. So each deletion is
+//! recorded with its time, and a load stores its value only if no
+//! deletion of its key (or of everything) happened at or after the load
+//! started. Recording a deletion and dropping the entry share one critical
+//! section, and so do checking and storing: a deletion never falls between
+//! a load's check and its store. Only loads and deletions come here, never
+//! reads.
+//!
+//! A record is kept for `lifetime` (at least the longest a load can run)
+//! and swept, at most twice per lifetime, when deletions are recorded.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+
+/// The deletions that loads in flight must respect.
+#[derive(Debug)]
+pub(crate) struct Guard<K> {
+    lifetime: Duration,
+    inner: Mutex<Inner<K>>,
+}
+
+#[derive(Debug)]
+struct Inner<K> {
+    /// When each key was last deleted.
+    keys: HashMap<K, SystemTime>,
+    /// When everything was last deleted.
+    all: Option<SystemTime>,
+    /// When `keys` is next swept.
+    next_sweep: Option<SystemTime>,
+}
+
+impl<K: Hash + Eq + Clone> Guard<K> {
+    pub(crate) fn new(lifetime: Duration) -> Self {
+        Self { lifetime, inner: Mutex::new(Inner { keys: HashMap::new(), all: None, next_sweep: None }) }
+    }
+
+    /// Records that `key` was deleted at `at`, and runs `drop` (which
+    /// removes it from memory) before any load can store it again.
+    pub(crate) fn delete<R>(&self, key: &K, at: SystemTime, drop: impl FnOnce() -> R) -> R {
+        let mut inner = self.inner.lock();
+        self.sweep(&mut inner, at);
+        let slot = inner.keys.entry(key.clone()).or_insert(at);
+        *slot = (*slot).max(at);
+        drop()
+    }
+
+    /// Records that everything was deleted at `at`, and runs `drop`.
+    pub(crate) fn delete_all<R>(&self, at: SystemTime, drop: impl FnOnce() -> R) -> R {
+        let mut inner = self.inner.lock();
+        inner.all = Some(inner.all.map_or(at, |all| all.max(at)));
+        inner.keys.clear();
+        drop()
+    }
+
+    /// Runs `store` unless `key` was deleted at or after `started_at`;
+    /// returns whether it ran.
+    pub(crate) fn store_unless_deleted(&self, key: &K, started_at: SystemTime, store: impl FnOnce()) -> bool {
+        let inner = self.inner.lock();
+        let deleted = inner.all.is_some_and(|all| all >= started_at)
+            || inner.keys.get(key).is_some_and(|&deleted| deleted >= started_at);
+        if !deleted {
+            store();
+        }
+        !deleted
+    }
+
+    fn sweep(&self, inner: &mut Inner<K>, now: SystemTime) {
+        if inner.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        let lifetime = self.lifetime;
+        inner.keys.retain(|_, deleted| now.duration_since(*deleted).map_or(true, |age| age <= lifetime));
+        inner.next_sweep = Some(now + lifetime / 2);
+    }
+
+    #[cfg(test)]
+    fn recorded(&self) -> usize {
+        self.inner.lock().keys.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn at(secs: u64) -> SystemTime {
+        T0 + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_load_started_before_a_deletion_does_not_store() {
+        let guard = Guard::new(Duration::from_secs(60));
+        assert!(guard.delete(&"a", at(10), || true));
+        assert!(!guard.store_unless_deleted(&"a", at(9), || panic!("must not store")));
+        assert!(!guard.store_unless_deleted(&"a", at(10), || panic!("a tie is a deletion after the start")));
+        let mut stored = false;
+        assert!(guard.store_unless_deleted(&"a", at(11), || stored = true));
+        assert!(stored, "a load started after the deletion stores");
+        assert!(guard.store_unless_deleted(&"b", at(1), || {}), "another key is untouched");
+    }
+
+    #[test]
+    fn deleting_everything_stops_every_older_load() {
+        let guard: Guard<&str> = Guard::new(Duration::from_secs(60));
+        assert_eq!(guard.delete_all(at(10), || 3), 3);
+        assert!(!guard.store_unless_deleted(&"x", at(5), || panic!("must not store")));
+        assert!(guard.store_unless_deleted(&"x", at(11), || {}));
+    }
+
+    #[test]
+    fn records_older_than_the_lifetime_are_swept() {
+        let guard = Guard::new(Duration::from_secs(10));
+        guard.delete(&"old", at(0), || ());
+        guard.delete(&"new", at(20), || ());
+        assert_eq!(guard.recorded(), 1, "the record of `old` outlived every load");
+        assert!(!guard.store_unless_deleted(&"new", at(19), || {}));
+    }
+}

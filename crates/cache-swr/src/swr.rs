@@ -1,0 +1,377 @@
+//! [`SwrCache`]: the semantics table, in one place.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::{Cache, Entry, Freshness};
+use refresh::{DrainReport, LoadError, Loader, Priority, Refresh};
+
+use crate::builder::{Builder, Rules};
+use crate::got::{Got, Loaded, Origin};
+use crate::guard::Guard;
+use crate::observer::{Count, Counters, Lookup, Observer, Stats};
+use crate::rules::{EagerRefresh, KeyRule};
+use crate::tier::{SecondTier, TierRead};
+
+/// The load function, once boxed.
+type BoxedLoad<K, V, E, C> =
+    Arc<dyn Fn(K, C) -> Pin<Box<dyn Future<Output = Result<Loaded<V>, E>> + Send>> + Send + Sync>;
+
+/// What [`Builder::build_with`] hands over.
+pub(crate) struct Parts<K, V, E, C, F> {
+    pub(crate) builder: Builder<K, V, E>,
+    pub(crate) capture: Arc<dyn Fn() -> C + Send + Sync>,
+    pub(crate) load: Arc<F>,
+}
+
+/// A load as the loader keys it: the key, with the context of the read
+/// that started it. Equal and hashed by the key alone, so that every read
+/// of a key joins one flight whatever its context.
+#[derive(Clone)]
+struct Call<K, C> {
+    key: K,
+    context: C,
+}
+
+impl<K: PartialEq, C> PartialEq for Call<K, C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<K: Eq, C> Eq for Call<K, C> {}
+
+impl<K: Hash, C> Hash for Call<K, C> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl<K: fmt::Debug, C> fmt::Debug for Call<K, C> {
+    /// The key alone: the loader's log lines name the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.key.fmt(f)
+    }
+}
+
+/// A stale-while-revalidate cache: a [`cache_core::Cache`] as its memory
+/// tier, a [`refresh::Loader`] for its loads, and optionally a
+/// [`SecondTier`], composed by one table (see the [crate](crate) docs).
+///
+/// Cloning is cheap; every clone is the same cache.
+pub struct SwrCache<K, V, E, C = ()> {
+    inner: Arc<Inner<K, V, E, C>>,
+}
+
+struct Inner<K, V, E, C> {
+    cache: Arc<Cache<K, V>>,
+    loader: Loader<Call<K, C>, Loaded<V>, E>,
+    tier: Option<Arc<dyn SecondTier<K, V>>>,
+    observer: Arc<dyn Observer<K, E>>,
+    counters: Counters,
+    eager: Option<EagerRefresh>,
+    rules: Option<Rules<K>>,
+    capture: Arc<dyn Fn() -> C + Send + Sync>,
+    guard: Arc<Guard<K>>,
+}
+
+impl<K, V, E, C> Clone for SwrCache<K, V, E, C> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<K, V, E, C> fmt::Debug for SwrCache<K, V, E, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("SwrCache")
+            .field("stats", &inner.counters.snapshot())
+            .field("second_tier", &inner.tier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> SwrCache<K, V, std::convert::Infallible> {
+    /// Starts building a cache over `memory`, the memory tier: its
+    /// capacity, freshness windows and clock are the cache's.
+    ///
+    /// The error type is the load function's, fixed by
+    /// [`build`](Builder::build).
+    pub fn builder<E>(memory: impl Into<Arc<Cache<K, V>>>) -> Builder<K, V, E>
+    where
+        K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+        V: Clone + Send + Sync + 'static,
+        E: fmt::Display + Send + Sync + 'static,
+    {
+        Builder::new(memory.into())
+    }
+}
+
+impl<K, V, E, C> SwrCache<K, V, E, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: fmt::Display + Send + Sync + 'static,
+    C: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn from_parts<F, Fut>(parts: Parts<K, V, E, C, F>) -> Self
+    where
+        F: Fn(K, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Loaded<V>, E>> + Send + 'static,
+    {
+        let Parts { builder, capture, load } = parts;
+        let user: BoxedLoad<K, V, E, C> = Arc::new(move |key, context| Box::pin(load(key, context)));
+        // A deletion must outlive every load that started before it.
+        let guard = Arc::new(Guard::new(builder.config.timeout + builder.config.queue_timeout));
+        let (cache, for_loads) = (Arc::clone(&builder.cache), Arc::clone(&guard));
+        let load = move |call: Call<K, C>| {
+            let (cache, guard, user) = (Arc::clone(&cache), Arc::clone(&for_loads), Arc::clone(&user));
+            async move {
+                let started_at = cache.current_time();
+                let loaded = user(call.key.clone(), call.context).await?;
+                if loaded.store {
+                    guard.store_unless_deleted(&call.key, started_at, || {
+                        cache.insert_if_newer(call.key.clone(), loaded.value.clone(), loaded.fetched_at);
+                    });
+                }
+                Ok(loaded)
+            }
+        };
+        let loader = match builder.loader_observer {
+            Some(observer) => Loader::with_observer(builder.config, observer, load),
+            None => Loader::new(builder.config, load),
+        };
+        let inner = Inner {
+            cache: builder.cache,
+            loader,
+            tier: builder.tier,
+            observer: builder.observer,
+            counters: Counters::default(),
+            eager: builder.eager,
+            rules: builder.rules,
+            capture,
+            guard,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The value of `key` by the semantics table: a fresh value from
+    /// memory (or the second tier); a stale one at once, with one
+    /// background refresh; otherwise a load, shared with every concurrent
+    /// read of the key; if that load fails, a value within the
+    /// stale-if-error window.
+    ///
+    /// A memory hit completes on the first poll, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// The load's error ([`LoadError`]) when a load was needed and failed
+    /// with nothing within stale-if-error to fall back on.
+    pub async fn get_or_load(&self, key: &K) -> Result<Got<V>, LoadError<E>> {
+        let inner = &*self.inner;
+        let held = match &inner.tier {
+            Some(tier) if !tier.trusts_memory() => inner.cache.get(key),
+            _ => match inner.cache.get(key) {
+                Some(entry) => return Ok(self.serve(key, entry)),
+                None => None,
+            },
+        };
+        if let Some(tier) = &inner.tier
+            && let Some(got) = self.read_tier(&**tier, key, held).await
+        {
+            return Ok(got);
+        }
+        self.load(key, (inner.capture)()).await
+    }
+
+    /// What memory alone answers for `key`, without waiting for anything,
+    /// by the same table as [`get_or_load`](Self::get_or_load) (a stale
+    /// value starts its background refresh); `None` when it cannot answer
+    /// alone (a miss, or a second tier that does not
+    /// [trust memory](SecondTier::trusts_memory) now).
+    pub fn get_if_present(&self, key: &K) -> Option<Got<V>> {
+        let inner = &*self.inner;
+        if inner.tier.as_ref().is_some_and(|tier| !tier.trusts_memory()) {
+            return None;
+        }
+        inner.cache.get(key).map(|entry| self.serve(key, entry))
+    }
+
+    /// What memory holds for `key` if it was fetched less than `max_age`
+    /// ago, answered as [`get_if_present`](Self::get_if_present) would: a
+    /// forced reload can answer this instead of loading again, so that
+    /// clients cannot drive the source at will.
+    pub fn get_if_younger_than(&self, key: &K, max_age: Duration) -> Option<Got<V>> {
+        let entry = self.inner.cache.peek(key).filter(|entry| entry.age() < max_age)?;
+        Some(self.serve(key, entry))
+    }
+
+    /// Loads `key` now, whatever the cache holds, and answers the result
+    /// (joining a load of it already running); falls back on a value
+    /// within stale-if-error if the load fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_load`](Self::get_or_load).
+    pub async fn reload(&self, key: &K) -> Result<Got<V>, LoadError<E>> {
+        self.load(key, (self.inner.capture)()).await
+    }
+
+    /// [`reload`](Self::reload) with a context of the caller's choosing
+    /// rather than a captured one (used if this call starts the load).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_load`](Self::get_or_load).
+    pub async fn reload_in(&self, key: &K, context: C) -> Result<Got<V>, LoadError<E>> {
+        self.load(key, context).await
+    }
+
+    /// Starts a background load of `key` unless one is running, as a stale
+    /// read would; returns at once.
+    pub fn refresh(&self, key: &K) -> Refresh {
+        self.refresh_with(key, Priority::Stale, 0)
+    }
+
+    /// Starts a background load of `key` in the load queue's `class` at
+    /// `rank` (higher first), unless one is running.
+    pub fn refresh_with(&self, key: &K, class: Priority, rank: u16) -> Refresh {
+        let call = Call { key: key.clone(), context: (self.inner.capture)() };
+        self.inner.loader.refresh_with(call, class, rank)
+    }
+
+    /// Drops `key` from memory; returns whether it was there. A load of
+    /// it that started before now stores nothing. (A second tier is the
+    /// caller's to clear.)
+    pub fn invalidate(&self, key: &K) -> bool {
+        let cache = &self.inner.cache;
+        self.inner.guard.delete(key, cache.current_time(), || cache.invalidate(key))
+    }
+
+    /// Drops every key from memory; returns how many went. Loads that
+    /// started before now store nothing.
+    pub fn invalidate_all(&self) -> usize {
+        let cache = &self.inner.cache;
+        self.inner.guard.delete_all(cache.current_time(), || cache.clear())
+    }
+
+    /// How reads were answered since the cache was built.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The memory tier, for what the table does not cover: sizes, scans,
+    /// pattern deletions, warm-up fills.
+    pub fn memory(&self) -> &Cache<K, V> {
+        &self.inner.cache
+    }
+
+    /// Background refreshes running or queued.
+    pub fn active_refreshes(&self) -> usize {
+        self.inner.loader.active_refreshes()
+    }
+
+    /// Loads running or queued, of every kind.
+    pub fn in_flight(&self) -> usize {
+        self.inner.loader.in_flight()
+    }
+
+    /// Stops starting loads and lets those in flight finish, for up to
+    /// `grace`; the rest are aborted.
+    pub async fn shutdown(&self, grace: Duration) -> DrainReport {
+        self.inner.loader.shutdown(grace).await
+    }
+
+    /// Answers from a memory entry, starting a background refresh if it is
+    /// stale, or early if the key is in demand near the end of its TTL.
+    fn serve(&self, key: &K, entry: Entry<V>) -> Got<V> {
+        let inner = &*self.inner;
+        let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
+        let ttl = rule.ttl.unwrap_or_else(|| inner.cache.policy().ttl());
+        let rank = if rule.high { u16::MAX } else { entry.demand() };
+        let age = entry.age();
+        let stale = entry.is_stale() || age > ttl;
+        let lookup = if stale {
+            self.refresh_with(key, Priority::Stale, rank);
+            Lookup::Stale
+        } else {
+            if inner.eager.is_some_and(|eager| eager.is_due(&entry, ttl))
+                && self.refresh_with(key, Priority::Eager, rank) == Refresh::Started
+            {
+                inner.counters.add(Count::EagerRefresh);
+                inner.observer.eager_refresh(key);
+            }
+            Lookup::Hit
+        };
+        self.count(key, lookup);
+        Got { value: entry.into_value(), age, stale, origin: Origin::Memory }
+    }
+
+    /// Reads the second tier after a memory miss, or to check `held`, the
+    /// memory entry, while memory is not trusted. A value there fills
+    /// memory with its own `fetched_at` and, within the stale-while-
+    /// revalidate window, answers; an older one stays in memory as a
+    /// fail-safe and the caller loads. An unavailable tier answers `held`,
+    /// if any.
+    ///
+    /// A load may finish while the tier is read: memory then holds a newer
+    /// value than the tier gave, which stays, and answers.
+    async fn read_tier(&self, tier: &dyn SecondTier<K, V>, key: &K, held: Option<Entry<V>>) -> Option<Got<V>> {
+        let inner = &*self.inner;
+        let (value, fetched_at) = match tier.read(key).await {
+            TierRead::Found(value, fetched_at) => (value, fetched_at),
+            TierRead::Absent => return None,
+            TierRead::Unavailable => return held.map(|entry| self.serve(key, entry)),
+        };
+        if !inner.cache.insert_if_newer(key.clone(), value.clone(), fetched_at)
+            && let Some(entry) = inner.cache.get(key)
+        {
+            return Some(self.serve(key, entry));
+        }
+        let age = inner.cache.current_time().duration_since(fetched_at).unwrap_or_default();
+        let stale = match inner.cache.policy().freshness(age) {
+            Freshness::Fresh => false,
+            Freshness::Stale => true,
+            Freshness::Expired => return None,
+        };
+        if stale {
+            self.refresh_with(key, Priority::Stale, 0);
+        }
+        inner.counters.add(Count::SecondTierHit);
+        self.count(key, if stale { Lookup::Stale } else { Lookup::Hit });
+        Some(Got { value, age, stale, origin: Origin::SecondTier })
+    }
+
+    /// A load that the caller waits for, in `context` if it starts one;
+    /// the stale-if-error value if it fails.
+    async fn load(&self, key: &K, context: C) -> Result<Got<V>, LoadError<E>> {
+        let inner = &*self.inner;
+        self.count(key, Lookup::Miss);
+        match inner.loader.load(Call { key: key.clone(), context }).await {
+            Ok(loaded) => {
+                let age = inner.cache.current_time().duration_since(loaded.fetched_at).unwrap_or_default();
+                let stale = inner.cache.policy().freshness(age).is_stale();
+                Ok(Got { value: loaded.value, age, stale, origin: Origin::Loaded })
+            }
+            Err(error) => {
+                let Some(entry) = inner.cache.get_fail_safe(key) else {
+                    inner.counters.add(Count::Error);
+                    return Err(error);
+                };
+                inner.counters.add(Count::FailSafe);
+                inner.observer.fail_safe(key, &error, entry.age());
+                let (age, stale) = (entry.age(), entry.is_stale());
+                Ok(Got { value: entry.into_value(), age, stale, origin: Origin::FailSafe })
+            }
+        }
+    }
+
+    fn count(&self, key: &K, lookup: Lookup) {
+        self.inner.counters.add(Count::Lookup(lookup));
+        self.inner.observer.lookup(key, lookup);
+    }
+}
