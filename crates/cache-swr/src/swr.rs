@@ -28,6 +28,14 @@ pub(crate) struct Parts<K, V, E, C, F> {
     pub(crate) load: Arc<F>,
 }
 
+/// Why [`SwrCache::try_get`] did not answer, for
+/// [`SwrCache::complete`]: whether memory was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "pass it to `complete` to finish the read"]
+pub struct Pending {
+    looked: bool,
+}
+
 /// A load as the loader keys it: the key, with the context of the read
 /// that started it. Equal and hashed by the key alone, so that every read
 /// of a key joins one flight whatever its context.
@@ -172,18 +180,54 @@ where
     /// The load's error ([`LoadError`]) when a load was needed and failed
     /// with nothing within stale-if-error to fall back on.
     pub async fn get_or_load(&self, key: &K) -> Result<Got<V>, LoadError<E>> {
+        match self.try_get(key) {
+            Ok(got) => Ok(got),
+            Err(pending) => self.complete(key, pending).await,
+        }
+    }
+
+    /// The first, synchronous half of [`get_or_load`](Self::get_or_load):
+    /// what memory alone answers, without creating a future. A server's
+    /// hot path answers a hit from here and builds the rest of its answer
+    /// only on a [`Pending`], which it hands to
+    /// [`complete`](Self::complete).
+    ///
+    /// # Errors
+    ///
+    /// [`Pending`] when memory cannot answer alone: a miss, or a second
+    /// tier that does not [trust memory](SecondTier::trusts_memory) now.
+    pub fn try_get(&self, key: &K) -> Result<Got<V>, Pending> {
         let inner = &*self.inner;
-        let held = match &inner.tier {
-            Some(tier) if !tier.trusts_memory() => inner.cache.get(key),
-            _ => match inner.cache.get(key) {
-                Some(entry) => return Ok(self.serve(key, entry)),
-                None => None,
-            },
-        };
-        if let Some(tier) = &inner.tier
-            && let Some(got) = self.read_tier(&**tier, key, held).await
+        if inner.tier.as_ref().is_some_and(|tier| !tier.trusts_memory()) {
+            return Err(Pending { looked: false });
+        }
+        match inner.cache.get(key) {
+            Some(entry) => Ok(self.serve(key, entry)),
+            None => Err(Pending { looked: true }),
+        }
+    }
+
+    /// The second half of [`get_or_load`](Self::get_or_load), after
+    /// [`try_get`](Self::try_get) gave `pending` for `key`: the second
+    /// tier, then a load. Memory is not read again unless `pending` says
+    /// it was not read.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_load`](Self::get_or_load).
+    pub async fn complete(&self, key: &K, pending: Pending) -> Result<Got<V>, LoadError<E>> {
+        let inner = &*self.inner;
+        if let Some(tier) = &inner.tier {
+            // Memory was not trusted to answer alone: it answers only if
+            // the tier cannot.
+            let held = if pending.looked { None } else { inner.cache.get(key) };
+            if let Some(got) = self.read_tier(&**tier, key, held).await {
+                return Ok(got);
+            }
+        } else if !pending.looked
+            && let Some(entry) = inner.cache.get(key)
         {
-            return Ok(got);
+            return Ok(self.serve(key, entry));
         }
         self.load(key, (inner.capture)()).await
     }
@@ -191,14 +235,9 @@ where
     /// What memory alone answers for `key`, without waiting for anything,
     /// by the same table as [`get_or_load`](Self::get_or_load) (a stale
     /// value starts its background refresh); `None` when it cannot answer
-    /// alone (a miss, or a second tier that does not
-    /// [trust memory](SecondTier::trusts_memory) now).
+    /// alone.
     pub fn get_if_present(&self, key: &K) -> Option<Got<V>> {
-        let inner = &*self.inner;
-        if inner.tier.as_ref().is_some_and(|tier| !tier.trusts_memory()) {
-            return None;
-        }
-        inner.cache.get(key).map(|entry| self.serve(key, entry))
+        self.try_get(key).ok()
     }
 
     /// What memory holds for `key` if it was fetched less than `max_age`
