@@ -7,8 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use refresh::{FlightKind, Outcome, Priority, Refresh};
+use refresh::{FlightKind, LoadError, Outcome, Priority, Refresh};
 use telemetry::{BreakerState, FleetMessage, Metrics, RedisErrorReply, RedisOp, StoreRefusal};
+
+use crate::source::SourceError;
+use crate::wallet::Wallet;
 
 /// Counts the loader's events.
 #[derive(Debug)]
@@ -166,5 +169,59 @@ fn fleet_message(kind: cache_redis::bus::Kind) -> FleetMessage {
         cache_redis::bus::Kind::Deleted => FleetMessage::Deleted,
         cache_redis::bus::Kind::PatternDeleted => FleetMessage::PatternDeleted,
         cache_redis::bus::Kind::Stored => FleetMessage::Stored,
+    }
+}
+
+/// Counts how reads were answered, and logs the fail-safe answers: one
+/// "serving stale data" line per failure class per interval, since during
+/// an outage every request for a cached wallet would log one.
+#[derive(Debug)]
+pub(crate) struct ReadMetrics {
+    metrics: Arc<Metrics>,
+    stale_if_error_log: refresh::LogThrottle,
+}
+
+impl ReadMetrics {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics, stale_if_error_log: refresh::LogThrottle::default() }
+    }
+}
+
+impl cache_swr::Observer<Wallet, SourceError> for ReadMetrics {
+    fn lookup(&self, _wallet: &Wallet, lookup: cache_swr::Lookup) {
+        self.metrics.cache.record_lookup(match lookup {
+            cache_swr::Lookup::Hit => telemetry::Lookup::Hit,
+            cache_swr::Lookup::Stale => telemetry::Lookup::Stale,
+            cache_swr::Lookup::Miss => telemetry::Lookup::Miss,
+        });
+    }
+
+    fn eager_refresh(&self, _wallet: &Wallet) {
+        self.metrics.cache.record_eager_refresh();
+    }
+
+    fn fail_safe(&self, wallet: &Wallet, error: &LoadError<SourceError>, age: Duration) {
+        if let Some(suppressed) = self.stale_if_error_log.allow(failure_class(error)) {
+            tracing::warn!(
+                %wallet,
+                %error,
+                age_s = age.as_secs_f64(),
+                suppressed,
+                request_id = crate::request_context::RequestContext::current_id(),
+                "source failed; serving stale data"
+            );
+        }
+    }
+}
+
+/// A failed load's class, as a log throttle's cause: few and fixed, unlike
+/// the errors' texts, which name wallets.
+fn failure_class(error: &LoadError<SourceError>) -> &'static str {
+    match error {
+        LoadError::Source(_) => "source error",
+        LoadError::Timeout(_) => "source timeout",
+        LoadError::QueueTimeout(_) | LoadError::Overloaded => "overloaded",
+        LoadError::Panicked(_) => "panicked",
+        LoadError::ShuttingDown => "shutting down",
     }
 }

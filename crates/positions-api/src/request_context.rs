@@ -15,14 +15,13 @@
 //! Handling a request runs inside [`RequestContext::scope`], a task-local.
 //! A load from the source runs in a task of its own (a flight shared by
 //! every request for the wallet), where the task-local is not visible: the
-//! service therefore keys the flight with [`Traced`], a wallet that carries
-//! the context of the request that started the flight, and the flight runs
-//! the source call in that context's scope. The upstream thus sees the id of
+//! composed cache therefore captures the context of the request that starts
+//! a flight ([`cache_swr::Builder::build_with`]), and the flight runs the
+//! source call in that context's scope ([`in_scope`]). The upstream thus sees the id of
 //! the request that caused the load; requests that joined it are not named.
 
 use std::cell::Cell;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -146,50 +145,11 @@ impl RequestContext {
     }
 }
 
-/// A key that carries the context of the request that used it. Equal and
-/// hashed by the key alone, so every request for a wallet still shares one
-/// flight, whose context is the first request's.
-#[derive(Clone)]
-pub(crate) struct Traced<K> {
-    /// The key.
-    pub(crate) key: K,
-    /// The request's context, if the key was made while handling one.
-    pub(crate) context: Option<RequestContext>,
-}
-
-impl<K> Traced<K> {
-    /// `key`, with the current request's context.
-    pub(crate) fn current(key: K) -> Self {
-        Self { key, context: RequestContext::current() }
-    }
-}
-
 /// Runs `future` in `context`'s scope, if there is a context.
 pub(crate) async fn in_scope<F: Future>(context: Option<RequestContext>, future: F) -> F::Output {
     match context {
         Some(context) => context.scope(future).await,
         None => future.await,
-    }
-}
-
-impl<K: PartialEq> PartialEq for Traced<K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl<K: Eq> Eq for Traced<K> {}
-
-impl<K: Hash> Hash for Traced<K> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
-    }
-}
-
-impl<K: std::fmt::Debug> std::fmt::Debug for Traced<K> {
-    /// The key alone: log lines name the wallet as before.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.key.fmt(f)
     }
 }
 
@@ -375,11 +335,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_traced_key_carries_the_context_into_another_task() {
+    async fn a_captured_context_is_carried_into_another_task() {
         let context = context(&[("x-request-id", "first")]);
-        let key = context.clone().scope(async { Traced::current(7_u32) }).await;
-        assert_eq!(key, Traced { key: 7, context: None }, "equal by key alone");
-        let seen = tokio::spawn(in_scope(key.context, async { RequestContext::current().map(|c| c.id().to_owned()) }))
+        let captured = context.clone().scope(async { RequestContext::current() }).await;
+        let seen = tokio::spawn(in_scope(captured, async { RequestContext::current().map(|c| c.id().to_owned()) }))
             .await
             .unwrap();
         assert_eq!(seen.as_deref(), Some("first"));

@@ -23,25 +23,30 @@
 //! started before it (tombstones), replicas hear each other's deletes and
 //! stores, and one replica loads a wallet while the others wait for it.
 //!
-//! Loads go through a [`refresh::Loader`]: it runs one flight per wallet,
-//! limits the loads in flight, times them out and turns panics into errors.
-//! The load function fetches from the [`Source`], renders the
-//! [`Snapshot`], and stores it, so a load finishes filling the cache even if
-//! every request that waited for it has gone.
+//! The table itself is [`cache_swr::SwrCache`]'s, the library other
+//! services use too: the service gives it tier 1 (a [`cache_core::Cache`]),
+//! Redis as its [`SecondTier`] (read after a tier-1 miss; `RedisRead`), the
+//! priority list as [`KeyRule`]s, the eager refresh rule, and the load
+//! function. Loads go through its [`refresh::Loader`]: one flight per
+//! wallet, a limit on the loads in flight, timeouts, panics turned into
+//! errors. The load function fetches from the [`Source`], renders the
+//! [`Snapshot`], and stores it in both tiers by the fleet's rules
+//! ([`Loaded::stored_by_loader`]), so a load finishes filling the cache even
+//! if every request that waited for it has gone.
 
 mod fleet;
 mod warm;
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cache_core::glob::Pattern;
-use cache_core::{Cache, Clock, Entry, Freshness, Policy};
+use cache_core::{Cache, Clock, Policy};
 use cache_redis::bus::Kind;
 use cache_redis::{FETCHED_AT_SKEW, RedisTier, WriteOutcome};
-use refresh::{LoadError, Loader};
-use telemetry::{Lookup, Metrics};
+pub use cache_swr::EagerRefresh;
+use cache_swr::{BoxFuture, Got, KeyRule, LoadError, Loaded, Pending, SecondTier, SwrCache, TierRead};
+use telemetry::Metrics;
 use time::OffsetDateTime;
 
 pub use self::fleet::{Fleet, Tier2};
@@ -49,7 +54,7 @@ pub use self::warm::{WarmOptions, WarmReport};
 use crate::error::ApiError;
 use crate::model::{Snapshot, StoredSnapshot};
 use crate::priority::PriorityList;
-use crate::request_context::{Traced, in_scope};
+use crate::request_context::{RequestContext, in_scope};
 use crate::source::{Source, SourceError};
 use crate::tombstones::Tombstones;
 use crate::wallet::Wallet;
@@ -79,49 +84,6 @@ pub struct ServiceOptions {
     pub priority: Arc<PriorityList>,
     /// What a restart warms from, and how long it may take.
     pub warm: WarmOptions,
-}
-
-/// The eager refresh rule: a read of a fresh tier-1 entry at least
-/// `at_pct` percent into its TTL, for a wallet read at least `min_reads`
-/// times lately, starts the wallet's one background refresh early.
-///
-/// Why a fixed fraction of the TTL (as `FusionCache`'s eager refresh) and not
-/// probabilistic early expiration (`XFetch`, Vattani et al. 2015): `XFetch`
-/// recomputes ahead of expiry by a random multiple of the load time, a
-/// fraction of a second to a few seconds here, against TTLs of minutes. A
-/// wallet is then refreshed early only if it is read in those last
-/// seconds, which only the very hottest are; every other wallet in demand
-/// would still be served stale once per TTL. A fixed fraction gives a
-/// window of `(100 - at_pct)%` of the TTL in which any read starts the
-/// refresh, it is deterministic (tests move a manual clock to it), and its
-/// cost is bounded: a wallet refreshed eagerly is fetched at most once per
-/// `at_pct%` of the TTL instead of once per TTL, so `at_pct = 90` costs at
-/// most 11% more fetches of the wallets it applies to. `XFetch`'s strength,
-/// spreading the recomputations of one key across many uncoordinated
-/// readers, the single flight per wallet already gives.
-///
-/// "In demand" is the tier-1 entry's read count, halved once per TTL
-/// ([`cache_core::Entry::demand`]): a wallet read about `min_reads` times
-/// per TTL can be expected to be read inside the early window. Wallets
-/// read less (the cold ones, and those answered only from Redis) are never
-/// refreshed early: for them an early refresh would mostly be a fetch no one
-/// reads before it goes stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EagerRefresh {
-    /// How far into the TTL, in percent (1 to 99), the early window opens
-    /// (`POSITION_CACHE_EAGER_REFRESH_AT_PCT`).
-    pub at_pct: u8,
-    /// Reads lately (halved once per TTL) that make a wallet in demand
-    /// (`POSITION_CACHE_EAGER_REFRESH_MIN_READS`).
-    pub min_reads: u16,
-}
-
-impl EagerRefresh {
-    /// Whether an entry read now, fresh under `ttl` (the wallet's own), is
-    /// due for an early refresh.
-    fn is_due(self, entry: &Entry<Arc<Snapshot>>, ttl: Duration) -> bool {
-        entry.demand() >= self.min_reads && entry.age().as_nanos() * 100 >= ttl.as_nanos() * u128::from(self.at_pct)
-    }
 }
 
 /// Where an answer came from.
@@ -162,9 +124,9 @@ pub struct Answer {
 /// looks tier 1 up once, not twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Looked {
-    /// Tier 1 was looked up and does not hold the wallet.
-    Missed,
-    /// Tier 1 was not looked up.
+    /// The composed cache's read was begun: finish it.
+    Pending(Pending),
+    /// Tier 1 was not looked up: caching is off, or a forced refresh.
     NotLooked,
 }
 
@@ -175,35 +137,30 @@ struct Fetched {
     fetched_at: SystemTime,
 }
 
-/// What the loader loads: a wallet, and for a forced refresh the time its
-/// request arrived, before which a result another replica stored is too
-/// old to answer it. Flights are keyed by the wallet alone: a forced
-/// refresh joins a load already running for its wallet, whatever started
-/// it.
-#[derive(Clone)]
+/// What the load function loads: a wallet, and for a forced refresh the
+/// time its request arrived, before which a result another replica stored
+/// is too old to answer it.
+#[derive(Debug, Clone)]
 struct Job {
     wallet: Wallet,
     not_before: Option<SystemTime>,
 }
 
-impl PartialEq for Job {
-    fn eq(&self, other: &Self) -> bool {
-        self.wallet == other.wallet
-    }
+/// What a load carries from the request that started it: the request's
+/// context (the source call runs in its scope, so the upstream sees its id)
+/// and, for a forced refresh, the time it arrived. Flights are keyed by the
+/// wallet alone: a forced refresh joins a load already running for its
+/// wallet, whatever started it.
+#[derive(Debug, Clone, Default)]
+struct LoadContext {
+    request: Option<RequestContext>,
+    not_before: Option<SystemTime>,
 }
 
-impl Eq for Job {}
-
-impl Hash for Job {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.wallet.hash(state);
-    }
-}
-
-impl std::fmt::Debug for Job {
-    /// The wallet alone: log lines name the wallet as before.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.wallet.fmt(f)
+impl LoadContext {
+    /// The context of the request being handled on this task.
+    fn current() -> Self {
+        Self { request: RequestContext::current(), not_before: None }
     }
 }
 
@@ -211,19 +168,17 @@ impl std::fmt::Debug for Job {
 #[derive(Debug, Clone)]
 pub struct Service {
     shared: Arc<Shared>,
-    /// Keyed by wallet; each flight carries the context of the request
-    /// that started it, for the source call (see `request_context`).
-    loader: Loader<Traced<Job>, Fetched, SourceError>,
+    /// The semantics table over tier 1, Redis and the loads.
+    swr: SwrCache<Wallet, Arc<Snapshot>, SourceError, LoadContext>,
 }
 
 #[derive(Debug)]
 struct Shared {
     enabled: bool,
     force_refresh_min_interval: Duration,
-    eager_refresh: Option<EagerRefresh>,
-    priority: Arc<PriorityList>,
     warm: WarmOptions,
-    cache: Cache<Wallet, Arc<Snapshot>>,
+    /// Tier 1, shared with `Service::swr`.
+    cache: Arc<Cache<Wallet, Arc<Snapshot>>>,
     redis: Option<RedisTier>,
     /// The fleet's channel and leases, if replicas coordinate.
     fleet: Option<Fleet>,
@@ -239,9 +194,6 @@ struct Shared {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     source_name: &'static str,
-    /// One "serving stale data" line per failure class per interval: during
-    /// an outage every request for a cached wallet would log one.
-    stale_if_error_log: refresh::LogThrottle,
 }
 
 /// A `Clock` shared by the cache and the service.
@@ -279,6 +231,7 @@ impl Service {
             .demand_half_life(options.policy.ttl().min(Duration::from_secs(86_400)))
             .observer(Arc::new(telemetry::MemoryTierObserver::new(Arc::clone(&metrics))))
             .build();
+        let cache = Arc::new(cache);
         let source_label = if source.name() == "http" { telemetry::Source::Http } else { telemetry::Source::Ledger };
         metrics.source.declare(source_label);
         let (redis, fleet, events) = match redis {
@@ -300,10 +253,8 @@ impl Service {
         let shared = Arc::new(Shared {
             enabled: options.cache_enabled,
             force_refresh_min_interval: options.force_refresh_min_interval,
-            eager_refresh: options.eager_refresh,
-            priority: Arc::clone(&options.priority),
             warm: options.warm.clone(),
-            cache,
+            cache: Arc::clone(&cache),
             redis,
             fleet,
             tombstones: Tombstones::new(refresh.timeout + FETCHED_AT_SKEW),
@@ -312,19 +263,38 @@ impl Service {
             clock,
             metrics: Arc::clone(&metrics),
             source_name: source.name(),
-            stale_if_error_log: refresh::LogThrottle::default(),
         });
         if let Some(events) = events {
             tokio::spawn(fleet::hear(Arc::downgrade(&shared), events));
         }
-        let observer = Arc::new(crate::observers::LoaderMetrics { metrics, source: source_label });
+        let loads = Arc::new(crate::observers::LoaderMetrics { metrics: Arc::clone(&metrics), source: source_label });
+        let mut swr = SwrCache::builder(cache)
+            .loader_config(refresh)
+            .loader_observer(loads)
+            .observer(Arc::new(crate::observers::ReadMetrics::new(metrics)));
+        if let Some(eager) = options.eager_refresh {
+            swr = swr.eager_refresh(eager);
+        }
+        if !options.priority.is_empty() {
+            let priority = Arc::clone(&options.priority);
+            swr = swr.key_rules(move |wallet: &Wallet| {
+                priority.rule(wallet.as_str()).map_or_else(KeyRule::default, |r| KeyRule { ttl: r.ttl, high: r.high })
+            });
+        }
+        if shared.redis.is_some() {
+            swr = swr.second_tier(Arc::new(RedisRead(Arc::clone(&shared))));
+        }
         let for_loads = Arc::clone(&shared);
-        let loader = Loader::with_observer(refresh, observer, move |traced: Traced<Job>| {
+        let swr = swr.build_with(LoadContext::current, move |wallet, context: LoadContext| {
             let shared = Arc::clone(&for_loads);
             let source = Arc::clone(&source);
-            in_scope(traced.context, async move { shared.load(&*source, traced.key).await })
+            let job = Job { wallet, not_before: context.not_before };
+            in_scope(context.request, async move {
+                let fetched = shared.load(&*source, job).await?;
+                Ok(Loaded::stored_by_loader(fetched.snapshot, fetched.fetched_at))
+            })
         });
-        Self { shared, loader }
+        Self { shared, swr }
     }
 
     /// The positions of `wallet`, by the semantics in this module's docs.
@@ -342,11 +312,10 @@ impl Service {
     }
 
     /// The answer tier 1 gives on its own, without waiting for anything:
-    /// what [`positions`](Self::positions) answers first when it can. Its
-    /// error says what the rest of the answer needs: tier 1 was looked up
-    /// and missed, or it was not looked up (caching off, a forced refresh
-    /// of a wallet not loaded lately, or a tier 1 that cannot answer alone
-    /// while the fleet's channel is down).
+    /// what [`positions`](Self::positions) answers first when it can
+    /// ([`SwrCache::try_get`]). A forced refresh of a wallet fetched less
+    /// than `force_refresh_min_interval` ago answers the entry held, as a
+    /// hit, so that anonymous clients cannot drive the source at will.
     ///
     /// # Errors
     ///
@@ -358,23 +327,15 @@ impl Service {
             return Err(Looked::NotLooked);
         }
         if force_refresh {
-            return self.recently_loaded(wallet).ok_or(Looked::NotLooked);
+            let held = self.swr.get_if_younger_than(wallet, shared.force_refresh_min_interval);
+            return held.map(|got| answer(got, true, true)).ok_or(Looked::NotLooked);
         }
-        // The fleet's channel is down: what memory holds may have been
-        // deleted or replaced elsewhere meanwhile, so Redis has the last
-        // word, if it can answer.
-        if !shared.trusts_memory() {
-            return Err(Looked::NotLooked);
-        }
-        match shared.cache.get(wallet) {
-            Some(entry) => Ok(self.serve_memory(wallet, entry)),
-            None => Err(Looked::Missed),
-        }
+        self.swr.try_get(wallet).map(|got| answer(got, true, false)).map_err(Looked::Pending)
     }
 
     /// The rest of [`positions`](Self::positions) after
     /// [`from_memory`](Self::from_memory) could not answer: tier 2, then a
-    /// load.
+    /// load; or, for a forced refresh or with caching off, a load.
     ///
     /// # Errors
     ///
@@ -386,140 +347,15 @@ impl Service {
         looked: Looked,
     ) -> Result<Answer, ApiError> {
         let shared = &self.shared;
-        if shared.enabled && !force_refresh {
-            let held = match looked {
-                Looked::Missed => None,
-                Looked::NotLooked => shared.cache.get(wallet),
-            };
-            if let Some(answer) = self.read_redis(wallet, held).await {
-                return Ok(answer);
-            }
-        }
-        // Every answer that is not served from a cache is a miss: a cold
-        // wallet, a forced refresh, caching turned off, and an answer that
-        // ends as a fail-safe or an error after the load it waited for.
-        shared.metrics.cache.record_lookup(Lookup::Miss);
-        let not_before = force_refresh.then(|| shared.clock.now());
-        match self.loader.load(Traced::current(Job { wallet: wallet.clone(), not_before })).await {
-            Ok(fetched) => {
-                let origin = match (shared.enabled, force_refresh) {
-                    (false, _) => Origin::Uncached,
-                    (true, forced) => Origin::Source { forced },
-                };
-                let age = shared.clock.now().duration_since(fetched.fetched_at).unwrap_or_default();
-                let stale = shared.cache.policy().freshness(age).is_stale();
-                Ok(Answer { snapshot: fetched.snapshot, age, cached: false, stale, origin })
-            }
-            Err(error) => {
-                if let Some(entry) = shared.enabled.then(|| shared.cache.get_fail_safe(wallet)).flatten() {
-                    if let Some(suppressed) = shared.stale_if_error_log.allow(failure_class(&error)) {
-                        tracing::warn!(
-                            %wallet,
-                            %error,
-                            age_s = entry.age().as_secs_f64(),
-                            suppressed,
-                            request_id = crate::request_context::RequestContext::current_id(),
-                            "source failed; serving stale data"
-                        );
-                    }
-                    return Ok(Answer::cached(entry, Origin::MemoryStaleIfError));
-                }
-                Err(api_error(&error))
-            }
-        }
-    }
-
-    /// A forced refresh's answer when the wallet was fetched less than
-    /// `force_refresh_min_interval` ago: the entry held, as a hit, so that
-    /// anonymous clients cannot drive the source at will.
-    fn recently_loaded(&self, wallet: &Wallet) -> Option<Answer> {
-        let shared = &self.shared;
-        let entry = shared.cache.peek(wallet).filter(|entry| entry.age() < shared.force_refresh_min_interval)?;
-        Some(self.serve_memory(wallet, entry))
-    }
-
-    /// Answers from a tier-1 entry, starting a background refresh if it is
-    /// stale, or early if the wallet is in demand and near the end of its
-    /// TTL ([`EagerRefresh`]).
-    ///
-    /// A wallet on the priority list is judged by its own TTL, and its
-    /// refreshes go to the front of their class.
-    fn serve_memory(&self, wallet: &Wallet, entry: Entry<Arc<Snapshot>>) -> Answer {
-        let shared = &self.shared;
-        let rule = if shared.priority.is_empty() { None } else { shared.priority.rule(wallet.as_str()) };
-        let ttl = rule.and_then(|r| r.ttl).unwrap_or_else(|| shared.cache.policy().ttl());
-        let rank = if rule.is_some_and(|r| r.high) { u16::MAX } else { entry.demand() };
-        let stale = entry.is_stale() || entry.age() > ttl;
-        if stale {
-            self.refresh(wallet, rank);
-            shared.metrics.cache.record_lookup(Lookup::Stale);
-        } else {
-            if shared.eager_refresh.is_some_and(|eager| eager.is_due(&entry, ttl)) {
-                self.refresh_early(wallet, rank);
-            }
-            shared.metrics.cache.record_lookup(Lookup::Hit);
-        }
-        let mut answer = Answer::cached(entry, Origin::Memory);
-        answer.stale = stale;
-        answer
-    }
-
-    /// Starts an eager refresh of `wallet` unless a load of it is running,
-    /// in the load queue's eager class at `rank`.
-    fn refresh_early(&self, wallet: &Wallet, rank: u16) {
-        let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
-        let started = self.loader.refresh_with(job, refresh::Priority::Eager, rank);
-        if started == refresh::Refresh::Started {
-            self.shared.metrics.cache.record_eager_refresh();
-        }
-    }
-
-    /// Starts a background refresh of stale `wallet` unless one is running,
-    /// in the load queue's stale class at `rank` (its demand, or the front
-    /// for a high-value wallet; zero when tier 1 did not hold it).
-    fn refresh(&self, wallet: &Wallet, rank: u16) {
-        let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
-        self.loader.refresh_with(job, refresh::Priority::Stale, rank);
-    }
-
-    /// Reads tier 2 after a tier-1 miss, or to check `held`, the tier-1
-    /// entry, while the fleet's channel is down. A value there fills tier 1
-    /// with its original `fetched_at` and, if it is within the stale-while-
-    /// revalidate window, answers; an older one stays in tier 1 as a
-    /// fail-safe and the caller loads. Any Redis failure is a miss, or
-    /// answers `held` if there is one (Redis cannot say otherwise).
-    ///
-    /// A load may finish while Redis is read: tier 1 then holds a newer
-    /// value than Redis gave, which stays, and answers.
-    async fn read_redis(&self, wallet: &Wallet, held: Option<Entry<Arc<Snapshot>>>) -> Option<Answer> {
-        let shared = &self.shared;
-        let Some(redis) = shared.redis.as_ref() else {
-            return held.map(|entry| self.serve_memory(wallet, entry));
-        };
-        let stored = match redis.get::<StoredSnapshot>(wallet.as_str()).await {
-            Ok(stored) => stored?,
-            Err(e) => {
-                tracing::debug!(%wallet, error = %e, "redis read failed; treating it as a miss");
-                return held.map(|entry| self.serve_memory(wallet, entry));
+        let got = match looked {
+            Looked::Pending(pending) if shared.enabled && !force_refresh => self.swr.complete(wallet, pending).await,
+            _ => {
+                let not_before = force_refresh.then(|| shared.clock.now());
+                let context = LoadContext { not_before, ..LoadContext::current() };
+                self.swr.reload_in(wallet, context).await
             }
         };
-        let snapshot = Arc::new(shared.unstore(stored.value)?);
-        if !shared.cache.insert_if_newer(wallet.clone(), Arc::clone(&snapshot), stored.fetched_at)
-            && let Some(entry) = shared.cache.get(wallet)
-        {
-            return Some(self.serve_memory(wallet, entry));
-        }
-        let age = shared.clock.now().duration_since(stored.fetched_at).unwrap_or_default();
-        let stale = match shared.cache.policy().freshness(age) {
-            Freshness::Fresh => false,
-            Freshness::Stale => true,
-            Freshness::Expired => return None,
-        };
-        if stale {
-            self.refresh(wallet, 0);
-        }
-        shared.metrics.cache.record_lookup(if stale { Lookup::Stale } else { Lookup::Hit });
-        Some(Answer { snapshot, age, cached: true, stale, origin: Origin::Redis })
+        got.map(|got| answer(got, shared.enabled, force_refresh)).map_err(|error| api_error(&error))
     }
 
     /// Drops `wallet` from every tier, and from every replica's memory if
@@ -604,7 +440,7 @@ impl Service {
             backend: if shared.redis.is_some() { "redis" } else { "memory" },
             hit_rate_pct: (counts.hit_ratio() * 1000.0).round() / 10.0,
             lru_size: shared.cache.len(),
-            active_refresh_tasks: self.loader.active_refreshes(),
+            active_refresh_tasks: self.swr.active_refreshes(),
             source: shared.source_name,
         }
     }
@@ -613,7 +449,7 @@ impl Service {
     pub fn update_gauges(&self) {
         let metrics = &self.shared.metrics;
         metrics.memory.set_entries(self.shared.cache.len());
-        metrics.cache.set_active_refresh_tasks(self.loader.active_refreshes());
+        metrics.cache.set_active_refresh_tasks(self.swr.active_refreshes());
     }
 
     /// The freshness policy.
@@ -639,7 +475,7 @@ impl Service {
     /// Stops starting loads and lets those in flight finish, for up to
     /// `grace`.
     pub async fn shutdown(&self, grace: Duration) {
-        let report = self.loader.shutdown(grace).await;
+        let report = self.swr.shutdown(grace).await;
         tracing::info!(finished = report.finished, abandoned = report.abandoned, "loads drained");
     }
 }
@@ -746,28 +582,55 @@ impl Shared {
     }
 }
 
-impl Answer {
-    fn cached(entry: Entry<Arc<Snapshot>>, origin: Origin) -> Self {
-        let (age, stale) = (entry.age(), entry.is_stale());
-        Self { snapshot: entry.into_value(), age, cached: true, stale, origin }
+/// The answer for what the composed cache got, for a request that forced
+/// a refresh or not, with caching on or off.
+fn answer(got: Got<Arc<Snapshot>>, enabled: bool, forced: bool) -> Answer {
+    let cached = got.cached();
+    let origin = match got.origin {
+        cache_swr::Origin::Memory => Origin::Memory,
+        cache_swr::Origin::SecondTier => Origin::Redis,
+        cache_swr::Origin::FailSafe => Origin::MemoryStaleIfError,
+        cache_swr::Origin::Loaded if enabled => Origin::Source { forced },
+        cache_swr::Origin::Loaded => Origin::Uncached,
+    };
+    Answer { snapshot: got.value, age: got.age, cached, stale: got.stale, origin }
+}
+
+/// Redis as the composed cache's second tier: read after a tier-1 miss, or
+/// first while the fleet's channel is down (tier 1 may then hold what
+/// another replica deleted). A value that does not decode is counted and
+/// read as absent; any Redis failure is "unavailable", which the table
+/// treats as a miss (or answers from tier 1 if it held the wallet).
+#[derive(Debug)]
+struct RedisRead(Arc<Shared>);
+
+impl SecondTier<Wallet, Arc<Snapshot>> for RedisRead {
+    fn read<'a>(&'a self, wallet: &'a Wallet) -> BoxFuture<'a, TierRead<Arc<Snapshot>>> {
+        Box::pin(async move {
+            let shared = &*self.0;
+            let Some(redis) = &shared.redis else { return TierRead::Unavailable };
+            match redis.get::<StoredSnapshot>(wallet.as_str()).await {
+                Ok(Some(stored)) => match shared.unstore(stored.value) {
+                    Some(snapshot) => TierRead::Found(Arc::new(snapshot), stored.fetched_at),
+                    None => TierRead::Absent,
+                },
+                Ok(None) => TierRead::Absent,
+                Err(e) => {
+                    tracing::debug!(%wallet, error = %e, "redis read failed; treating it as a miss");
+                    TierRead::Unavailable
+                }
+            }
+        })
+    }
+
+    fn trusts_memory(&self) -> bool {
+        self.0.trusts_memory()
     }
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "shaped for `map_err`")]
 fn redis_unavailable(error: cache_redis::Error) -> ApiError {
     ApiError::RedisUnavailable(error.to_string())
-}
-
-/// A failed load's class, as a log throttle's cause: few and fixed, unlike
-/// the errors' texts, which name wallets.
-fn failure_class(error: &LoadError<SourceError>) -> &'static str {
-    match error {
-        LoadError::Source(_) => "source error",
-        LoadError::Timeout(_) => "source timeout",
-        LoadError::QueueTimeout(_) | LoadError::Overloaded => "overloaded",
-        LoadError::Panicked(_) => "panicked",
-        LoadError::ShuttingDown => "shutting down",
-    }
 }
 
 /// The one mapping from a failed load to an API error.

@@ -25,9 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use self::snapshot::SavedEntry;
-use super::{Job, Service, Shared};
+use super::{Service, Shared};
 use crate::model::StoredSnapshot;
-use crate::request_context::Traced;
 use crate::wallet::Wallet;
 
 /// Reads of Redis in flight at once while warming.
@@ -188,12 +187,11 @@ impl Service {
         }
         report.loading = missing.len();
         for wallet in &missing {
-            let job = Traced::current(Job { wallet: wallet.clone(), not_before: None });
-            self.loader.refresh_with(job, refresh::Priority::WarmUp, 0);
+            self.swr.refresh_with(wallet, refresh::Priority::WarmUp, 0);
         }
         // The loads run in the background; wait for them to end (the
         // caller's timeout bounds this), checking now and then.
-        while !missing.is_empty() && self.loader.active_refreshes() > 0 {
+        while !missing.is_empty() && self.swr.active_refreshes() > 0 {
             missing.retain(|wallet| shared.cache.peek(wallet).is_none());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
