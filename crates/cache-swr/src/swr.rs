@@ -131,10 +131,10 @@ where
         let load = move |call: Call<K, C>| {
             let (cache, guard, user) = (Arc::clone(&cache), Arc::clone(&for_loads), Arc::clone(&user));
             async move {
-                let started_at = cache.current_time();
+                let started = guard.started();
                 let loaded = user(call.key.clone(), call.context).await?;
                 if loaded.store {
-                    guard.store_unless_deleted(&call.key, started_at, || {
+                    guard.store_unless_deleted(&call.key, started, || {
                         cache.insert_if_newer(call.key.clone(), loaded.value.clone(), loaded.fetched_at);
                     });
                 }
@@ -256,7 +256,7 @@ where
     /// started before now store nothing.
     pub fn invalidate_all(&self) -> usize {
         let cache = &self.inner.cache;
-        self.inner.guard.delete_all(cache.current_time(), || cache.clear())
+        self.inner.guard.delete_all(|| cache.clear())
     }
 
     /// How reads were answered since the cache was built.
