@@ -206,6 +206,9 @@ where
     /// forced reload can answer this instead of loading again, so that
     /// clients cannot drive the source at will.
     pub fn get_if_younger_than(&self, key: &K, max_age: Duration) -> Option<Got<V>> {
+        if self.inner.tier.as_ref().is_some_and(|tier| !tier.trusts_memory()) {
+            return None;
+        }
         let entry = self.inner.cache.peek(key).filter(|entry| entry.age() < max_age)?;
         Some(self.serve(key, entry))
     }
