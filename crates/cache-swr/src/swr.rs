@@ -336,13 +336,15 @@ where
             return Some(self.serve(key, entry));
         }
         let age = inner.cache.current_time().duration_since(fetched_at).unwrap_or_default();
+        // The key's own rule, as `serve` applies it to memory entries.
+        let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
         let stale = match inner.cache.policy().freshness(age) {
-            Freshness::Fresh => false,
+            Freshness::Fresh => rule.ttl.is_some_and(|ttl| age > ttl),
             Freshness::Stale => true,
             Freshness::Expired => return None,
         };
         if stale {
-            self.refresh_with(key, Priority::Stale, 0);
+            self.refresh_with(key, Priority::Stale, if rule.high { u16::MAX } else { 0 });
         }
         inner.counters.add(Count::SecondTierHit);
         self.count(key, if stale { Lookup::Stale } else { Lookup::Hit });
