@@ -610,6 +610,7 @@ async fn untrusted_memory_answers_only_when_the_second_tier_is_unavailable() {
     tier.distrusted.store(true, Ordering::SeqCst);
     clock.advance(secs(1));
     assert_eq!(cache.get_if_present(&k("a")), None, "memory may hold what was deleted elsewhere");
+    assert_eq!(cache.get_if_younger_than(&k("a"), secs(60)), None, "nor does it answer a forced reload alone");
 
     tier.down.store(true, Ordering::SeqCst);
     assert_eq!(cache.get_or_load(&k("a")).await.unwrap(), got("a#1", secs(1), false, Origin::Memory));
@@ -772,6 +773,66 @@ async fn a_key_with_a_shorter_ttl_goes_stale_first() {
     settled(&cache).await;
     assert_eq!((source.calls("short"), source.calls("long")), (2, 1));
     assert_eq!(cache.get_or_load(&k("short")).await.unwrap(), got("short#2", Duration::ZERO, false, Origin::Memory));
+}
+
+#[tokio::test]
+async fn a_key_with_a_shorter_ttl_is_stale_when_the_second_tier_answers_it() {
+    let clock = ManualClock::new(start());
+    let source = Source::new();
+    let tier = Arc::new(Tier::default());
+    let rules = |key: &String| KeyRule { ttl: key.starts_with("short").then_some(secs(10)), high: false };
+    let cache = build(builder(&clock).second_tier(tier.clone()).key_rules(rules), &source);
+    tier.put("short", "short@tier", ago(&clock, secs(20)));
+    tier.put("long", "long@tier", ago(&clock, secs(20)));
+    assert_eq!(cache.get_or_load(&k("long")).await.unwrap(), got("long@tier", secs(20), false, Origin::SecondTier));
+    assert_eq!(cache.get_or_load(&k("short")).await.unwrap(), got("short@tier", secs(20), true, Origin::SecondTier));
+    settled(&cache).await;
+    assert_eq!((source.calls("short"), source.calls("long")), (1, 0));
+    assert_eq!(held(&cache, "short").as_deref(), Some("short#1"));
+}
+
+#[tokio::test]
+async fn a_high_key_is_refreshed_ahead_of_keys_ranked_by_demand() {
+    let clock = ManualClock::new(start());
+    let source = Source::new();
+    let order: Arc<Mutex<Vec<String>>> = Arc::default();
+    let one_at_a_time = refresh::Config { concurrency: std::num::NonZeroUsize::MIN, ..limits() };
+    let rules = |key: &String| KeyRule { ttl: None, high: key.starts_with("high") };
+    let cache = builder(&clock).loader_config(one_at_a_time).key_rules(rules).build({
+        let (source, order) = (Arc::clone(&source), Arc::clone(&order));
+        move |key: String| {
+            order.lock().unwrap().push(key.clone());
+            let source = Arc::clone(&source);
+            async move { source.fetch(key).await }
+        }
+    });
+    for key in ["busy", "low", "high"] {
+        cache.get_or_load(&k(key)).await.unwrap();
+    }
+    for _ in 0..10 {
+        cache.get_or_load(&k("low")).await.unwrap();
+    }
+    clock.advance(TTL + secs(1));
+
+    // The one permit is taken; both stale refreshes wait for it.
+    source.hold("busy");
+    let busy = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.reload(&k("busy")).await }
+    });
+    source.called(4).await;
+    assert!(cache.get_or_load(&k("low")).await.unwrap().stale);
+    assert!(cache.get_or_load(&k("high")).await.unwrap().stale);
+    assert_eq!(cache.active_refreshes(), 2);
+    source.release("busy");
+    busy.await.unwrap().unwrap();
+    settled(&cache).await;
+    let order = order.lock().unwrap().clone();
+    assert_eq!(
+        order[3..],
+        [k("busy"), k("high"), k("low")],
+        "the high key first, though `low` was asked first and read more"
+    );
 }
 
 // --- Observers, stats, shutdown --------------------------------------------
