@@ -3,15 +3,19 @@
 //! A load runs for a while; an [`invalidate`](crate::SwrCache::invalidate)
 //! that lands meanwhile must not be undone when the load finishes and
 //! stores what it fetched before the deletion. So each deletion is
-//! recorded with its time, and a load stores its value only if no
-//! deletion of its key (or of everything) happened at or after the load
-//! started. Recording a deletion and dropping the entry share one critical
-//! section, and so do checking and storing: a deletion never falls between
-//! a load's check and its store. Only loads and deletions come here, never
-//! reads.
+//! recorded with its number in the order of deletions, a load takes the
+//! number of the latest deletion when it starts ([`Guard::started`]), and
+//! it stores its value only if no deletion of its key (or of everything)
+//! came after that. Numbers rather than times: a deletion and a load that
+//! starts after it may read the same time (a coarse or a manual clock), and
+//! the load must still store. Recording a deletion and dropping the entry
+//! share one critical section, and so do checking and storing: a deletion
+//! never falls between a load's check and its store. Only loads and
+//! deletions come here, never reads.
 //!
-//! A record is kept for `lifetime` (at least the longest a load can run)
-//! and swept, at most twice per lifetime, when deletions are recorded.
+//! A record is kept for `lifetime` (at least the longest a load can run),
+//! by the time it was made, and swept, at most twice per lifetime, when
+//! deletions are recorded.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -28,17 +32,26 @@ pub(crate) struct Guard<K> {
 
 #[derive(Debug)]
 struct Inner<K> {
-    /// When each key was last deleted.
-    keys: HashMap<K, SystemTime>,
-    /// When everything was last deleted.
-    all: Option<SystemTime>,
+    /// The number of the latest deletion.
+    latest: u64,
+    /// The number and the time of each key's latest deletion.
+    keys: HashMap<K, (u64, SystemTime)>,
+    /// The number of the latest deletion of everything.
+    all: Option<u64>,
     /// When `keys` is next swept.
     next_sweep: Option<SystemTime>,
 }
 
 impl<K: Hash + Eq + Clone> Guard<K> {
     pub(crate) fn new(lifetime: Duration) -> Self {
-        Self { lifetime, inner: Mutex::new(Inner { keys: HashMap::new(), all: None, next_sweep: None }) }
+        Self { lifetime, inner: Mutex::new(Inner { latest: 0, keys: HashMap::new(), all: None, next_sweep: None }) }
+    }
+
+    /// What a load takes as it starts, for
+    /// [`store_unless_deleted`](Self::store_unless_deleted): the number of
+    /// the latest deletion.
+    pub(crate) fn started(&self) -> u64 {
+        self.inner.lock().latest
     }
 
     /// Records that `key` was deleted at `at`, and runs `drop` (which
@@ -46,25 +59,27 @@ impl<K: Hash + Eq + Clone> Guard<K> {
     pub(crate) fn delete<R>(&self, key: &K, at: SystemTime, drop: impl FnOnce() -> R) -> R {
         let mut inner = self.inner.lock();
         self.sweep(&mut inner, at);
-        let slot = inner.keys.entry(key.clone()).or_insert(at);
-        *slot = (*slot).max(at);
+        inner.latest += 1;
+        let latest = inner.latest;
+        inner.keys.insert(key.clone(), (latest, at));
         drop()
     }
 
-    /// Records that everything was deleted at `at`, and runs `drop`.
-    pub(crate) fn delete_all<R>(&self, at: SystemTime, drop: impl FnOnce() -> R) -> R {
+    /// Records that everything was deleted, and runs `drop`.
+    pub(crate) fn delete_all<R>(&self, drop: impl FnOnce() -> R) -> R {
         let mut inner = self.inner.lock();
-        inner.all = Some(inner.all.map_or(at, |all| all.max(at)));
+        inner.latest += 1;
+        inner.all = Some(inner.latest);
         inner.keys.clear();
         drop()
     }
 
-    /// Runs `store` unless `key` was deleted at or after `started_at`;
-    /// returns whether it ran.
-    pub(crate) fn store_unless_deleted(&self, key: &K, started_at: SystemTime, store: impl FnOnce()) -> bool {
+    /// Runs `store` unless `key` was deleted after the load that took
+    /// `started` ([`started`](Self::started)) began; returns whether it ran.
+    pub(crate) fn store_unless_deleted(&self, key: &K, started: u64, store: impl FnOnce()) -> bool {
         let inner = self.inner.lock();
-        let deleted = inner.all.is_some_and(|all| all >= started_at)
-            || inner.keys.get(key).is_some_and(|&deleted| deleted >= started_at);
+        let deleted = inner.all.is_some_and(|all| all > started)
+            || inner.keys.get(key).is_some_and(|&(deleted, _)| deleted > started);
         if !deleted {
             store();
         }
@@ -76,7 +91,7 @@ impl<K: Hash + Eq + Clone> Guard<K> {
             return;
         }
         let lifetime = self.lifetime;
-        inner.keys.retain(|_, deleted| now.duration_since(*deleted).map_or(true, |age| age <= lifetime));
+        inner.keys.retain(|_, (_, deleted)| now.duration_since(*deleted).map_or(true, |age| age <= lifetime));
         inner.next_sweep = Some(now + lifetime / 2);
     }
 
@@ -99,29 +114,31 @@ mod tests {
     #[test]
     fn a_load_started_before_a_deletion_does_not_store() {
         let guard = Guard::new(Duration::from_secs(60));
+        let before = guard.started();
         assert!(guard.delete(&"a", at(10), || true));
-        assert!(!guard.store_unless_deleted(&"a", at(9), || panic!("must not store")));
-        assert!(!guard.store_unless_deleted(&"a", at(10), || panic!("a tie is a deletion after the start")));
+        assert!(!guard.store_unless_deleted(&"a", before, || panic!("must not store")));
         let mut stored = false;
-        assert!(guard.store_unless_deleted(&"a", at(11), || stored = true));
-        assert!(stored, "a load started after the deletion stores");
-        assert!(guard.store_unless_deleted(&"b", at(1), || {}), "another key is untouched");
+        assert!(guard.store_unless_deleted(&"a", guard.started(), || stored = true));
+        assert!(stored, "a load started after the deletion stores, at the same time too");
+        assert!(guard.store_unless_deleted(&"b", before, || {}), "another key is untouched");
     }
 
     #[test]
     fn deleting_everything_stops_every_older_load() {
         let guard: Guard<&str> = Guard::new(Duration::from_secs(60));
-        assert_eq!(guard.delete_all(at(10), || 3), 3);
-        assert!(!guard.store_unless_deleted(&"x", at(5), || panic!("must not store")));
-        assert!(guard.store_unless_deleted(&"x", at(11), || {}));
+        let before = guard.started();
+        assert_eq!(guard.delete_all(|| 3), 3);
+        assert!(!guard.store_unless_deleted(&"x", before, || panic!("must not store")));
+        assert!(guard.store_unless_deleted(&"x", guard.started(), || {}));
     }
 
     #[test]
     fn records_older_than_the_lifetime_are_swept() {
         let guard = Guard::new(Duration::from_secs(10));
         guard.delete(&"old", at(0), || ());
+        let before = guard.started();
         guard.delete(&"new", at(20), || ());
         assert_eq!(guard.recorded(), 1, "the record of `old` outlived every load");
-        assert!(!guard.store_unless_deleted(&"new", at(19), || {}));
+        assert!(!guard.store_unless_deleted(&"new", before, || {}));
     }
 }

@@ -139,10 +139,10 @@ where
         let load = move |call: Call<K, C>| {
             let (cache, guard, user) = (Arc::clone(&cache), Arc::clone(&for_loads), Arc::clone(&user));
             async move {
-                let started_at = cache.current_time();
+                let started = guard.started();
                 let loaded = user(call.key.clone(), call.context).await?;
                 if loaded.store {
-                    guard.store_unless_deleted(&call.key, started_at, || {
+                    guard.store_unless_deleted(&call.key, started, || {
                         cache.insert_if_newer(call.key.clone(), loaded.value.clone(), loaded.fetched_at);
                     });
                 }
@@ -245,6 +245,9 @@ where
     /// forced reload can answer this instead of loading again, so that
     /// clients cannot drive the source at will.
     pub fn get_if_younger_than(&self, key: &K, max_age: Duration) -> Option<Got<V>> {
+        if self.inner.tier.as_ref().is_some_and(|tier| !tier.trusts_memory()) {
+            return None;
+        }
         let entry = self.inner.cache.peek(key).filter(|entry| entry.age() < max_age)?;
         Some(self.serve(key, entry))
     }
@@ -295,7 +298,7 @@ where
     /// started before now store nothing.
     pub fn invalidate_all(&self) -> usize {
         let cache = &self.inner.cache;
-        self.inner.guard.delete_all(cache.current_time(), || cache.clear())
+        self.inner.guard.delete_all(|| cache.clear())
     }
 
     /// How reads were answered since the cache was built.
@@ -372,13 +375,15 @@ where
             return Some(self.serve(key, entry));
         }
         let age = inner.cache.current_time().duration_since(fetched_at).unwrap_or_default();
+        // The key's own rule, as `serve` applies it to memory entries.
+        let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
         let stale = match inner.cache.policy().freshness(age) {
-            Freshness::Fresh => false,
+            Freshness::Fresh => rule.ttl.is_some_and(|ttl| age > ttl),
             Freshness::Stale => true,
             Freshness::Expired => return None,
         };
         if stale {
-            self.refresh_with(key, Priority::Stale, 0);
+            self.refresh_with(key, Priority::Stale, if rule.high { u16::MAX } else { 0 });
         }
         inner.counters.add(Count::SecondTierHit);
         self.count(key, if stale { Lookup::Stale } else { Lookup::Hit });
