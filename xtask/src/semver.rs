@@ -38,7 +38,7 @@ pub(crate) fn run_semver(args: &[String]) -> Result<()> {
     }
     ensure_cargo_subcommand("semver-checks", "cargo-semver-checks")?;
     run(cargo()
-        .args(["semver-checks", "check-release", "--baseline-rev", baseline])
+        .args(["semver-checks", "--baseline-rev", baseline])
         .args(libraries::package_args(&compared)))
 }
 
