@@ -4,8 +4,8 @@
 //! It checks the library targets only, with every feature: that is what a
 //! user of the published crate compiles. The tests and benches use
 //! dev-dependencies that may need a newer Rust, and a user never builds
-//! them. The toolchain is installed with rustup where missing (a minimal
-//! profile, well under a minute), and the check builds in its own target
+//! them. The toolchain is installed with rustup where missing (the minimal
+//! profile), and the check builds in its own target
 //! directory (`target/msrv`), so an older cargo never reads the main one.
 
 use std::collections::BTreeMap;

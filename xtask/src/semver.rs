@@ -2,7 +2,7 @@
 //! last released version, the newest `v*` tag in this branch's history.
 //!
 //! A release-time command, not part of `ci`: installing
-//! cargo-semver-checks builds it from source (many minutes), and it builds
+//! cargo-semver-checks builds it from source, a long build, and it builds
 //! each library's docs twice, as tagged and as now. With no `v*` tag there
 //! is nothing to compare, which is a success. A library that did not exist
 //! at the tag is skipped with a note: everything in it is new.
@@ -37,9 +37,7 @@ pub(crate) fn run_semver(args: &[String]) -> Result<()> {
         return Ok(());
     }
     ensure_cargo_subcommand("semver-checks", "cargo-semver-checks")?;
-    run(cargo()
-        .args(["semver-checks", "--baseline-rev", baseline])
-        .args(libraries::package_args(&compared)))
+    run(cargo().args(["semver-checks", "--baseline-rev", baseline]).args(libraries::package_args(&compared)))
 }
 
 /// The newest version among `tags` (one a line, as `git tag --list`
