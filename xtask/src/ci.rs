@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 
 use crate::cmd::{cargo, on_path, run};
-use crate::{api_check, deploy, tools};
+use crate::{api_check, deploy, libraries, msrv, tools};
 
 pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
@@ -20,6 +20,12 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     deploy::run_deploy_check(&[])?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // The libraries as published: each packaged and built from its package
+    // alone, then by the oldest Rust it declares. Cheap even from cold: a
+    // build of the libraries' few dependencies each, and a minimal
+    // toolchain download.
+    libraries::run_publish_check(&[])?;
+    msrv::run_msrv(&[])?;
     if on_path("cargo-nextest") {
         run(cargo().args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]))?;
     } else {

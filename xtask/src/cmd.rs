@@ -2,7 +2,7 @@
 //! the command named.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -30,6 +30,23 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed after {:.1}s ({status})", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Installs the cargo subcommand `cargo SUBCOMMAND` from the crate
+/// `package` on crates.io (`cargo install --locked`, a build from source)
+/// when `cargo SUBCOMMAND --version` does not run.
+pub(crate) fn ensure_cargo_subcommand(subcommand: &str, package: &str) -> Result<()> {
+    let installed = cargo()
+        .args([subcommand, "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!("{package} is not installed; installing it from crates.io");
+        run(cargo().args(["install", package, "--locked"]))?;
     }
     Ok(())
 }

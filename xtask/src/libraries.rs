@@ -1,0 +1,91 @@
+//! The workspace's published libraries, and `cargo publish --dry-run` of
+//! them, a step of `cargo xtask ci`.
+//!
+//! Every command that works on the libraries (`ci`'s publish check,
+//! `semver`, `msrv`) takes them from [`LIBRARIES`], and skips one whose
+//! directory is not there, with a note, so a name can be listed before its
+//! crate lands. The other crates stay `publish = false`.
+
+use anyhow::{Result, bail};
+
+use crate::cmd::{cargo, root};
+
+/// The published library crates, by package name, each in `crates/<name>`;
+/// dependencies before the crates that use them.
+pub(crate) const LIBRARIES: [&str; 3] = ["cache-core", "refresh", "cache-swr"];
+
+/// The libraries of [`LIBRARIES`] that exist in this checkout; a note on
+/// standard error names each one skipped.
+pub(crate) fn present() -> Vec<&'static str> {
+    let root = root();
+    let (present, missing) =
+        split_present(&LIBRARIES, |name| root.join("crates").join(name).join("Cargo.toml").is_file());
+    for name in missing {
+        eprintln!("note: library `{name}` is not in this checkout (no crates/{name}/Cargo.toml); skipping it");
+    }
+    present
+}
+
+/// `names` split into those for which `exists` holds and those for which it
+/// does not, each in the order given.
+fn split_present(names: &[&'static str], exists: impl Fn(&str) -> bool) -> (Vec<&'static str>, Vec<&'static str>) {
+    names.iter().partition(|name| exists(name))
+}
+
+/// `-p NAME` for each name, to select the packages in one cargo command.
+pub(crate) fn package_args(names: &[&str]) -> Vec<String> {
+    names.iter().flat_map(|name| ["-p".to_owned(), (*name).to_owned()]).collect()
+}
+
+/// `cargo publish --dry-run` of every library at once: cargo packages each
+/// one, builds it from its package alone against a local registry that
+/// holds the others (so the libraries that depend on each other verify
+/// before any is on crates.io), and stops before uploading. It needs the
+/// crates.io index (cargo asks it about the packages even in a dry run).
+///
+/// `--allow-dirty`: this checks what would be published, not that the tree
+/// is committed, so it runs on work in progress like the rest of `ci`.
+pub(crate) fn run_publish_check(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        bail!("`publish-check` takes no arguments, got {arg:?}");
+    }
+    let libraries = present();
+    if libraries.is_empty() {
+        eprintln!("note: no library to package");
+        return Ok(());
+    }
+    crate::cmd::run(cargo().args(["publish", "--dry-run", "--locked", "--allow-dirty"]).args(package_args(&libraries)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_whose_directory_is_missing_is_skipped_in_order() {
+        let (present, missing) = split_present(&["cache-core", "refresh", "cache-swr"], |name| name != "refresh");
+        assert_eq!(present, ["cache-core", "cache-swr"]);
+        assert_eq!(missing, ["refresh"]);
+    }
+
+    #[test]
+    fn every_library_present_skips_none() {
+        let (present, missing) = split_present(&LIBRARIES, |_| true);
+        assert_eq!(present, LIBRARIES);
+        assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn each_package_gets_its_own_flag() {
+        assert_eq!(package_args(&["cache-core", "refresh"]), ["-p", "cache-core", "-p", "refresh"]);
+        assert!(package_args(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_libraries_exist_in_this_workspace_except_those_not_yet_landed() {
+        // A misspelt name would be skipped forever with only a note; the
+        // crates that are here must be found.
+        let found = present();
+        assert!(found.contains(&"cache-core") && found.contains(&"refresh"), "found {found:?}");
+    }
+}
