@@ -32,6 +32,8 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
         eprintln!("cargo-nextest is not installed; running the tests with cargo test");
         run(cargo().args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"]))?;
     }
+    // Seconds, on the test build: the libraries' examples, run.
+    libraries::run_examples()?;
     // Under a minute: the server as built for the tests, against
     // docs/openapi.yaml.
     api_check::run_api_check(&[])?;

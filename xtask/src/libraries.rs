@@ -57,6 +57,26 @@ pub(crate) fn run_publish_check(args: &[String]) -> Result<()> {
     crate::cmd::run(cargo().args(["publish", "--dry-run", "--locked", "--allow-dirty"]).args(package_args(&libraries)))
 }
 
+/// The libraries' examples that `ci` runs, with their arguments: each
+/// prints what it shows and exits by itself (the HTTP service example
+/// serves, asks itself over real HTTP, and checks the answers).
+const EXAMPLES: [(&str, &str, &[&str]); 4] = [
+    ("cache-core", "basic", &[]),
+    ("refresh", "single_flight", &[]),
+    ("cache-swr", "swr", &[]),
+    ("cache-swr", "http_service", &["--self-test"]),
+];
+
+/// Runs every example of [`EXAMPLES`] whose library is in this checkout:
+/// the examples a crate's README quotes must run, not only build.
+pub(crate) fn run_examples() -> Result<()> {
+    let libraries = present();
+    for (package, example, args) in EXAMPLES.iter().filter(|(package, ..)| libraries.contains(package)) {
+        crate::cmd::run(cargo().args(["run", "--locked", "-q", "-p", package, "--example", example, "--"]).args(*args))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
