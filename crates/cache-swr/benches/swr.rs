@@ -5,7 +5,8 @@
 //!    cache's async read-or-load call: ours `get_or_load`, moka's
 //!    `future::Cache::get_with`, `quick_cache`'s `get_value_or_guard_async`.
 //!    `u64` keys and values, 10,000 keys filled first, read in shuffled
-//!    order.
+//!    order. Beside them, for reference, our memory tier alone
+//!    (`cache_core::Cache::get`, synchronous).
 //! 2. The expiring workload (not a criterion statistic): a load function
 //!    that sleeps 5 ms, a TTL of 200 ms that expires many times during the
 //!    run, 16 tasks on a multi-thread runtime reading 100 keys with a Zipf
@@ -107,6 +108,15 @@ fn hit_path(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % keys.len();
                 black_box(first_poll("cache-swr", ours.get_or_load(black_box(&keys[i]))))
+            });
+        });
+        // The memory tier alone, synchronously: what the composition adds
+        // to a hit is the difference.
+        let mut i = 0;
+        group.bench_function("cache-core", |b| {
+            b.iter(|| {
+                i = (i + 1) % keys.len();
+                black_box(ours.memory().get(black_box(&keys[i])).map(cache_core::Entry::into_value))
             });
         });
     }
