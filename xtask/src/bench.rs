@@ -11,6 +11,7 @@ mod cpu;
 mod figures;
 mod fleet;
 mod http_path;
+mod library;
 mod load;
 mod memory;
 mod nginx;
@@ -39,8 +40,9 @@ pub(crate) enum Mode {
 type Section = (&'static str, fn(Mode) -> Result<String>);
 
 /// Every section, in the report's order.
-const SECTIONS: [Section; 8] = [
+const SECTIONS: [Section; 9] = [
     ("cache-core", cache_core::run_section),
+    ("library", library::run_section),
     ("http-path", http_path::run_section),
     ("cpu", cpu::run_section),
     ("realistic", realistic::run_section),
