@@ -72,7 +72,9 @@ const EXAMPLES: [(&str, &str, &[&str]); 4] = [
 pub(crate) fn run_examples() -> Result<()> {
     let libraries = present();
     for (package, example, args) in EXAMPLES.iter().filter(|(package, ..)| libraries.contains(package)) {
-        crate::cmd::run(cargo().args(["run", "--locked", "-q", "-p", package, "--example", example, "--"]).args(*args))?;
+        crate::cmd::run(
+            cargo().args(["run", "--locked", "-q", "-p", package, "--example", example, "--"]).args(*args),
+        )?;
     }
     Ok(())
 }

@@ -79,5 +79,5 @@ pub use got::{Got, Loaded, Origin};
 pub use observer::{Lookup, Observer, Stats};
 pub use refresh::{LoadError, Priority, Refresh};
 pub use rules::{EagerRefresh, KeyRule};
-pub use swr::{Pending, SwrCache};
+pub use swr::{GetOrLoad, Pending, SwrCache};
 pub use tier::{BoxFuture, SecondTier, TierRead};

@@ -98,6 +98,7 @@ pub(crate) enum Count {
 }
 
 impl Counters {
+    #[inline]
     pub(crate) fn add(&self, count: Count) {
         let counter = match count {
             Count::Lookup(Lookup::Hit) => &self.hits,

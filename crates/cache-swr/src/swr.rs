@@ -5,6 +5,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cache_core::{Cache, Entry, Freshness};
@@ -15,7 +16,7 @@ use crate::got::{Got, Loaded, Origin};
 use crate::guard::Guard;
 use crate::observer::{Count, Counters, Lookup, Observer, Stats};
 use crate::rules::{EagerRefresh, KeyRule};
-use crate::tier::{SecondTier, TierRead};
+use crate::tier::{BoxFuture, SecondTier, TierRead};
 
 /// The load function, once boxed.
 type BoxedLoad<K, V, E, C> =
@@ -34,6 +35,54 @@ pub(crate) struct Parts<K, V, E, C, F> {
 #[must_use = "pass it to `complete` to finish the read"]
 pub struct Pending {
     looked: bool,
+}
+
+/// The future of [`SwrCache::get_or_load`]. Its first poll reads memory
+/// (in the caller's task, so a context captured for a load is the
+/// poller's): a hit is ready there, with nothing allocated; only a miss
+/// builds the boxed future that reads the second tier and loads.
+#[must_use = "futures do nothing unless polled"]
+pub struct GetOrLoad<'a, K, V, E, C> {
+    cache: &'a SwrCache<K, V, E, C>,
+    key: &'a K,
+    /// The rest of a read that memory could not answer.
+    rest: Option<BoxFuture<'a, Answer<V, E>>>,
+}
+
+/// What a read answers.
+type Answer<V, E> = Result<Got<V>, LoadError<E>>;
+
+impl<K, V, E, C> Future for GetOrLoad<'_, K, V, E, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: fmt::Display + Send + Sync + 'static,
+    C: Clone + Send + Sync + 'static,
+{
+    type Output = Answer<V, E>;
+
+    #[inline(always)]
+    #[expect(
+        clippy::inline_always,
+        reason = "the hit path: inlined into the caller, the answer is built in place instead of moved through three frames (measured: 56 -> 44 ns per hit, `cargo bench -p cache-swr --bench swr`)"
+    )]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Unpin: two references and a box.
+        let this = self.get_mut();
+        if let Some(rest) = &mut this.rest {
+            return rest.as_mut().poll(cx);
+        }
+        match this.cache.try_get(this.key) {
+            Ok(got) => Poll::Ready(Ok(got)),
+            Err(pending) => this.rest.insert(Box::pin(this.cache.complete(this.key, pending))).as_mut().poll(cx),
+        }
+    }
+}
+
+impl<K, V, E, C> fmt::Debug for GetOrLoad<'_, K, V, E, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetOrLoad").field("missed", &self.rest.is_some()).finish_non_exhaustive()
+    }
 }
 
 /// A load as the loader keys it: the key, with the context of the read
@@ -173,17 +222,16 @@ where
     /// read of the key; if that load fails, a value within the
     /// stale-if-error window.
     ///
-    /// A memory hit completes on the first poll, without waiting.
+    /// A hit is ready on the first poll, with nothing allocated
+    /// ([`GetOrLoad`]).
     ///
     /// # Errors
     ///
     /// The load's error ([`LoadError`]) when a load was needed and failed
     /// with nothing within stale-if-error to fall back on.
-    pub async fn get_or_load(&self, key: &K) -> Result<Got<V>, LoadError<E>> {
-        match self.try_get(key) {
-            Ok(got) => Ok(got),
-            Err(pending) => self.complete(key, pending).await,
-        }
+    #[inline]
+    pub fn get_or_load<'a>(&'a self, key: &'a K) -> GetOrLoad<'a, K, V, E, C> {
+        GetOrLoad { cache: self, key, rest: None }
     }
 
     /// The first, synchronous half of [`get_or_load`](Self::get_or_load):
@@ -196,6 +244,11 @@ where
     ///
     /// [`Pending`] when memory cannot answer alone: a miss, or a second
     /// tier that does not [trust memory](SecondTier::trusts_memory) now.
+    #[inline(always)]
+    #[expect(
+        clippy::inline_always,
+        reason = "the hit path: inlined into the caller, the answer is built in place instead of moved through three frames (measured: 56 -> 44 ns per hit, `cargo bench -p cache-swr --bench swr`)"
+    )]
     pub fn try_get(&self, key: &K) -> Result<Got<V>, Pending> {
         let inner = &*self.inner;
         if inner.tier.as_ref().is_some_and(|tier| !tier.trusts_memory()) {
@@ -330,6 +383,11 @@ where
 
     /// Answers from a memory entry, starting a background refresh if it is
     /// stale, or early if the key is in demand near the end of its TTL.
+    #[inline(always)]
+    #[expect(
+        clippy::inline_always,
+        reason = "the hit path: inlined into the caller, the answer is built in place instead of moved through three frames (measured: 56 -> 44 ns per hit, `cargo bench -p cache-swr --bench swr`)"
+    )]
     fn serve(&self, key: &K, entry: Entry<V>) -> Got<V> {
         let inner = &*self.inner;
         let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
@@ -414,6 +472,7 @@ where
         }
     }
 
+    #[inline]
     fn count(&self, key: &K, lookup: Lookup) {
         self.inner.counters.add(Count::Lookup(lookup));
         self.inner.observer.lookup(key, lookup);
