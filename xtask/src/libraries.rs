@@ -79,9 +79,56 @@ pub(crate) fn run_examples() -> Result<()> {
     Ok(())
 }
 
+/// The example files a README quotes "verbatim" (a line naming
+/// ``[`examples/NAME.rs`]``), each with the first `rust` code block after
+/// that line.
+#[cfg(test)]
+fn quoted_examples(readme: &str) -> Vec<(String, String)> {
+    let mut quoted = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        let Some(start) = line.find("[`examples/") else { continue };
+        if !line.contains("verbatim") {
+            continue;
+        }
+        let rest = &line[start + 2..];
+        let Some(end) = rest.find('`') else { continue };
+        let file = rest[..end].to_owned();
+        let block: Vec<&str> =
+            lines.by_ref().skip_while(|l| l.trim() != "```rust").skip(1).take_while(|l| l.trim() != "```").collect();
+        quoted.push((file, block.join("\n") + "\n"));
+    }
+    quoted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A README's example is the example file that `ci` runs, not a copy
+    /// that drifts from it.
+    #[test]
+    fn every_readme_quotes_its_example_files_as_they_are() {
+        let root = root();
+        let mut checked = 0;
+        for name in LIBRARIES {
+            let dir = root.join("crates").join(name);
+            let Ok(readme) = std::fs::read_to_string(dir.join("README.md")) else { continue };
+            for (file, block) in quoted_examples(&readme) {
+                let source = std::fs::read_to_string(dir.join(&file)).expect("the quoted example exists");
+                assert!(source == block, "crates/{name}/README.md quotes {file}, but not as it is: copy it again");
+                checked += 1;
+            }
+        }
+        assert!(checked >= LIBRARIES.len(), "each library's README quotes an example; found {checked}");
+    }
+
+    #[test]
+    fn a_quoted_example_is_the_rust_block_after_its_line() {
+        let readme = "intro\nThis is [`examples/a.rs`](examples/a.rs), verbatim.\n\n```rust\nfn main() {}\n```\n";
+        assert_eq!(quoted_examples(readme), [("examples/a.rs".to_owned(), "fn main() {}\n".to_owned())]);
+        assert!(quoted_examples("see [`examples/a.rs`](examples/a.rs)\n```rust\nx\n```\n").is_empty());
+    }
 
     #[test]
     fn a_library_whose_directory_is_missing_is_skipped_in_order() {
