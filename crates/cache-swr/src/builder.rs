@@ -97,8 +97,14 @@ where
 
     /// Refreshes values in demand before they go stale ([`EagerRefresh`]);
     /// off unless set.
+    ///
+    /// # Panics
+    ///
+    /// If `rule.at_pct` is not within 1 to 99: 0 would refresh a key in
+    /// demand on every read, 100 or more never.
     #[must_use]
     pub fn eager_refresh(mut self, rule: EagerRefresh) -> Self {
+        assert!((1..=99).contains(&rule.at_pct), "EagerRefresh::at_pct must be within 1 to 99, got {}", rule.at_pct);
         self.eager = Some(rule);
         self
     }

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -34,12 +34,14 @@ pub(crate) struct Guard<K> {
 struct Inner<K> {
     /// The number of the latest deletion.
     latest: u64,
-    /// The number and the time of each key's latest deletion.
-    keys: HashMap<K, (u64, SystemTime)>,
+    /// The number of each key's latest deletion, and when it was made (on
+    /// the monotonic clock: a wall clock that jumps must not sweep a record
+    /// early).
+    keys: HashMap<K, (u64, Instant)>,
     /// The number of the latest deletion of everything.
     all: Option<u64>,
     /// When `keys` is next swept.
-    next_sweep: Option<SystemTime>,
+    next_sweep: Option<Instant>,
 }
 
 impl<K: Hash + Eq + Clone> Guard<K> {
@@ -54,9 +56,13 @@ impl<K: Hash + Eq + Clone> Guard<K> {
         self.inner.lock().latest
     }
 
-    /// Records that `key` was deleted at `at`, and runs `drop` (which
-    /// removes it from memory) before any load can store it again.
-    pub(crate) fn delete<R>(&self, key: &K, at: SystemTime, drop: impl FnOnce() -> R) -> R {
+    /// Records that `key` was deleted, and runs `drop` (which removes it
+    /// from memory) before any load can store it again.
+    pub(crate) fn delete<R>(&self, key: &K, drop: impl FnOnce() -> R) -> R {
+        self.delete_at(key, Instant::now(), drop)
+    }
+
+    fn delete_at<R>(&self, key: &K, at: Instant, drop: impl FnOnce() -> R) -> R {
         let mut inner = self.inner.lock();
         self.sweep(&mut inner, at);
         inner.latest += 1;
@@ -86,12 +92,12 @@ impl<K: Hash + Eq + Clone> Guard<K> {
         !deleted
     }
 
-    fn sweep(&self, inner: &mut Inner<K>, now: SystemTime) {
+    fn sweep(&self, inner: &mut Inner<K>, now: Instant) {
         if inner.next_sweep.is_some_and(|next| now < next) {
             return;
         }
         let lifetime = self.lifetime;
-        inner.keys.retain(|_, (_, deleted)| now.duration_since(*deleted).map_or(true, |age| age <= lifetime));
+        inner.keys.retain(|_, (_, deleted)| now.saturating_duration_since(*deleted) <= lifetime);
         inner.next_sweep = Some(now + lifetime / 2);
     }
 
@@ -105,17 +111,15 @@ impl<K: Hash + Eq + Clone> Guard<K> {
 mod tests {
     use super::*;
 
-    const T0: SystemTime = SystemTime::UNIX_EPOCH;
-
-    fn at(secs: u64) -> SystemTime {
-        T0 + Duration::from_secs(secs)
+    fn at(t0: Instant, secs: u64) -> Instant {
+        t0 + Duration::from_secs(secs)
     }
 
     #[test]
     fn a_load_started_before_a_deletion_does_not_store() {
         let guard = Guard::new(Duration::from_secs(60));
         let before = guard.started();
-        assert!(guard.delete(&"a", at(10), || true));
+        assert!(guard.delete(&"a", || true));
         assert!(!guard.store_unless_deleted(&"a", before, || panic!("must not store")));
         let mut stored = false;
         assert!(guard.store_unless_deleted(&"a", guard.started(), || stored = true));
@@ -135,9 +139,10 @@ mod tests {
     #[test]
     fn records_older_than_the_lifetime_are_swept() {
         let guard = Guard::new(Duration::from_secs(10));
-        guard.delete(&"old", at(0), || ());
+        let t0 = Instant::now();
+        guard.delete_at(&"old", t0, || ());
         let before = guard.started();
-        guard.delete(&"new", at(20), || ());
+        guard.delete_at(&"new", at(t0, 20), || ());
         assert_eq!(guard.recorded(), 1, "the record of `old` outlived every load");
         assert!(!guard.store_unless_deleted(&"new", before, || {}));
     }

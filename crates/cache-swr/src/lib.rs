@@ -78,6 +78,10 @@ pub use builder::Builder;
 pub use got::{Got, Loaded, Origin};
 pub use observer::{Lookup, Observer, Stats};
 pub use refresh::{LoadError, Priority, Refresh};
+// The two crates it composes, for their types in this crate's API
+// (`refresh::Config`, `refresh::Observer`, `cache_core::Policy`), so a user
+// depends on this crate alone, at versions that match.
 pub use rules::{EagerRefresh, KeyRule};
-pub use swr::{GetOrLoad, Pending, SwrCache};
+pub use swr::{GetOrLoad, Invalidator, Pending, SwrCache};
 pub use tier::{BoxFuture, SecondTier, TierRead};
+pub use {cache_core, refresh};

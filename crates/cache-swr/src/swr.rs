@@ -85,6 +85,55 @@ impl<K, V, E, C> fmt::Debug for GetOrLoad<'_, K, V, E, C> {
     }
 }
 
+/// Deletes from a [`SwrCache`]'s memory, final for the loads and
+/// second-tier reads that started before: see [`SwrCache::invalidator`].
+pub struct Invalidator<K, V> {
+    cache: Arc<Cache<K, V>>,
+    guard: Arc<Guard<K>>,
+}
+
+impl<K, V> Clone for Invalidator<K, V> {
+    fn clone(&self) -> Self {
+        Self { cache: Arc::clone(&self.cache), guard: Arc::clone(&self.guard) }
+    }
+}
+
+impl<K, V> fmt::Debug for Invalidator<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invalidator").finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Invalidator<K, V> {
+    /// As [`SwrCache::invalidate`].
+    pub fn invalidate(&self, key: &K) -> bool {
+        self.guard.delete(key, || self.cache.invalidate(key))
+    }
+
+    /// As [`SwrCache::invalidate_all`].
+    pub fn invalidate_all(&self) -> usize {
+        self.guard.delete_all(|| self.cache.clear())
+    }
+
+    /// Drops every key matching the glob `pattern` from memory
+    /// ([`Cache::invalidate_matching`]); returns how many went. Every load
+    /// and second-tier read that started before now stores nothing, of any
+    /// key: a pattern is not recorded key by key, so the guard is as broad
+    /// as [`invalidate_all`](Self::invalidate_all)'s (those values are read
+    /// again on their next miss).
+    ///
+    /// # Errors
+    ///
+    /// A malformed pattern; nothing is dropped.
+    pub fn invalidate_matching(&self, pattern: &str) -> Result<usize, cache_core::glob::PatternError>
+    where
+        K: std::borrow::Borrow<str>,
+    {
+        cache_core::glob::Pattern::new(pattern)?;
+        self.guard.delete_all(|| self.cache.invalidate_matching(pattern))
+    }
+}
+
 /// A load as the loader keys it: the key, with the context of the read
 /// that started it. Equal and hashed by the key alone, so that every read
 /// of a key joins one flight whatever its context.
@@ -305,6 +354,36 @@ where
         Some(self.serve(key, entry))
     }
 
+    /// A forced reload that answers what the cache holds instead if it was
+    /// fetched less than `max_age` ago ([`get_if_younger_than`](Self::get_if_younger_than)),
+    /// in `context` if it starts a load. While memory is not trusted, such
+    /// a value answers only if the second tier still holds it (or
+    /// something newer) or cannot be asked: the rate limit holds during an
+    /// outage, and a deletion elsewhere is still final.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_load`](Self::get_or_load).
+    pub async fn reload_unless_younger_than(
+        &self,
+        key: &K,
+        max_age: Duration,
+        context: C,
+    ) -> Result<Got<V>, LoadError<E>> {
+        let inner = &*self.inner;
+        if let Some(entry) = inner.cache.peek(key).filter(|entry| entry.age() < max_age) {
+            match &inner.tier {
+                Some(tier) if !tier.trusts_memory() => {
+                    if let Some(got) = self.read_tier(&**tier, key, Some(entry)).await {
+                        return Ok(got);
+                    }
+                }
+                _ => return Ok(self.serve(key, entry)),
+            }
+        }
+        self.load(key, context).await
+    }
+
     /// Loads `key` now, whatever the cache holds, and answers the result
     /// (joining a load of it already running); falls back on a value
     /// within stale-if-error if the load fails.
@@ -340,18 +419,25 @@ where
     }
 
     /// Drops `key` from memory; returns whether it was there. A load of
-    /// it that started before now stores nothing. (A second tier is the
-    /// caller's to clear.)
+    /// it, or a second-tier read, that started before now stores nothing.
+    /// (A second tier is the caller's to clear.)
     pub fn invalidate(&self, key: &K) -> bool {
-        let cache = &self.inner.cache;
-        self.inner.guard.delete(key, cache.current_time(), || cache.invalidate(key))
+        self.invalidator().invalidate(key)
     }
 
-    /// Drops every key from memory; returns how many went. Loads that
-    /// started before now store nothing.
+    /// Drops every key from memory; returns how many went. Loads and
+    /// second-tier reads that started before now store nothing.
     pub fn invalidate_all(&self) -> usize {
-        let cache = &self.inner.cache;
-        self.inner.guard.delete_all(|| cache.clear())
+        self.invalidator().invalidate_all()
+    }
+
+    /// A handle that deletes from this cache's memory with the same
+    /// guarantee as [`invalidate`](Self::invalidate), for code that must
+    /// not hold the cache itself: a task hearing other processes'
+    /// deletions, or a load function's own state (which the cache holds,
+    /// so holding the cache there would be a cycle).
+    pub fn invalidator(&self) -> Invalidator<K, V> {
+        Invalidator { cache: Arc::clone(&self.inner.cache), guard: Arc::clone(&self.inner.guard) }
     }
 
     /// How reads were answered since the cache was built.
@@ -422,14 +508,21 @@ where
     /// value than the tier gave, which stays, and answers.
     async fn read_tier(&self, tier: &dyn SecondTier<K, V>, key: &K, held: Option<Entry<V>>) -> Option<Got<V>> {
         let inner = &*self.inner;
+        let started = inner.guard.started();
         let (value, fetched_at) = match tier.read(key).await {
             TierRead::Found(value, fetched_at) => (value, fetched_at),
             TierRead::Absent => return None,
             TierRead::Unavailable => return held.map(|entry| self.serve(key, entry)),
         };
-        if !inner.cache.insert_if_newer(key.clone(), value.clone(), fetched_at)
-            && let Some(entry) = inner.cache.get(key)
-        {
+        // What the tier gave was read before any deletion since `started`:
+        // it must not come back into memory, or answer.
+        let mut newest = true;
+        if !inner.guard.store_unless_deleted(key, started, || {
+            newest = inner.cache.insert_if_newer(key.clone(), value.clone(), fetched_at);
+        }) {
+            return None;
+        }
+        if !newest && let Some(entry) = inner.cache.get(key) {
             return Some(self.serve(key, entry));
         }
         let age = inner.cache.current_time().duration_since(fetched_at).unwrap_or_default();

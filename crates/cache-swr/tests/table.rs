@@ -511,6 +511,8 @@ struct Tier {
     down: AtomicBool,
     distrusted: AtomicBool,
     reads: AtomicUsize,
+    /// Holds every read after it has looked its value up, until released.
+    gate: Mutex<Option<Arc<Semaphore>>>,
 }
 
 impl Tier {
@@ -526,14 +528,20 @@ impl Tier {
 impl SecondTier<String, String> for Tier {
     fn read<'a>(&'a self, key: &'a String) -> BoxFuture<'a, TierRead<String>> {
         Box::pin(async move {
-            self.reads.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
+                self.reads.fetch_add(1, Ordering::SeqCst);
                 return TierRead::Unavailable;
             }
-            match self.values.lock().unwrap().get(key) {
+            let read = match self.values.lock().unwrap().get(key) {
                 Some((value, fetched_at)) => TierRead::Found(value.clone(), *fetched_at),
                 None => TierRead::Absent,
+            };
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                let _released = gate.acquire().await;
             }
+            read
         })
     }
 
@@ -627,6 +635,88 @@ async fn untrusted_memory_answers_only_when_the_second_tier_is_unavailable() {
         got("a@elsewhere", Duration::ZERO, false, Origin::SecondTier)
     );
     assert_eq!(source.calls("a"), 2);
+}
+
+#[tokio::test]
+async fn a_second_tier_read_that_began_before_an_invalidate_puts_nothing_back() {
+    let (clock, source, tier, cache) = tiered();
+    tier.put("a", "a@tier", ago(&clock, secs(10)));
+    let gate = Arc::new(Semaphore::new(0));
+    *tier.gate.lock().unwrap() = Some(Arc::clone(&gate));
+    let reader = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get_or_load(&k("a")).await }
+    });
+    eventually("the tier to be read", || tier.reads() == 1).await;
+    // Deleted everywhere while the read is in flight with the old value.
+    tier.values.lock().unwrap().clear();
+    assert!(!cache.invalidate(&k("a")), "memory did not hold it yet");
+    *tier.gate.lock().unwrap() = None;
+    gate.close();
+    let answer = reader.await.unwrap().unwrap();
+    assert_eq!(answer, got("a#1", Duration::ZERO, false, Origin::Loaded), "the deleted value is not answered");
+    assert_eq!(held(&cache, "a").as_deref(), Some("a#1"), "nor put back in memory");
+    assert_eq!(source.calls("a"), 1);
+}
+
+#[tokio::test]
+async fn a_forced_reload_answers_a_young_value_unless_the_tier_says_it_is_gone() {
+    let (clock, source, tier, cache) = tiered();
+    let reload = |cache: &Swr| {
+        let cache = cache.clone();
+        async move { cache.reload_unless_younger_than(&k("a"), secs(5), ()).await.unwrap() }
+    };
+    cache.get_or_load(&k("a")).await.unwrap();
+    clock.advance(secs(2));
+    assert_eq!(reload(&cache).await, got("a#1", secs(2), false, Origin::Memory), "trusted and young: no load");
+    assert_eq!(source.calls("a"), 1);
+
+    // Memory not trusted: the tier decides.
+    tier.distrusted.store(true, Ordering::SeqCst);
+    tier.down.store(true, Ordering::SeqCst);
+    assert_eq!(reload(&cache).await, got("a#1", secs(2), false, Origin::Memory), "the tier is down: still limited");
+    tier.down.store(false, Ordering::SeqCst);
+    tier.put("a", "a#1", ago(&clock, secs(2)));
+    assert_eq!(reload(&cache).await, got("a#1", secs(2), false, Origin::Memory), "the tier holds the same value");
+    assert_eq!(source.calls("a"), 1);
+    tier.values.lock().unwrap().clear();
+    assert_eq!(reload(&cache).await, got("a#2", Duration::ZERO, false, Origin::Loaded), "deleted elsewhere: a load");
+
+    // Old enough: a load, whatever the tier holds.
+    tier.distrusted.store(false, Ordering::SeqCst);
+    clock.advance(secs(5));
+    assert_eq!(reload(&cache).await, got("a#3", Duration::ZERO, false, Origin::Loaded));
+    assert_eq!(source.calls("a"), 3);
+}
+
+#[tokio::test]
+async fn an_invalidator_deletes_by_pattern_and_no_older_load_puts_a_match_back() {
+    let (_clock, source, cache) = setup();
+    for key in ["user:1", "user:2", "order:1"] {
+        cache.get_or_load(&k(key)).await.unwrap();
+    }
+    let invalidator = cache.invalidator();
+    source.hold("user:3");
+    let loading = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get_or_load(&k("user:3")).await }
+    });
+    source.called(4).await;
+    assert_eq!(invalidator.invalidate_matching("user:*").unwrap(), 2);
+    assert!(invalidator.invalidate_matching("user:[").is_err(), "a malformed pattern drops nothing");
+    source.release("user:3");
+    assert_eq!(loading.await.unwrap().unwrap().value, "user:3#1", "its caller still gets the value");
+    assert_eq!((held(&cache, "user:1"), held(&cache, "user:3")), (None, None));
+    assert_eq!(held(&cache, "order:1").as_deref(), Some("order:1#1"));
+    assert!(invalidator.invalidate(&k("order:1")));
+    assert_eq!(cache.memory().len(), 0);
+}
+
+#[test]
+#[should_panic(expected = "at_pct must be within 1 to 99")]
+fn an_eager_refresh_rule_outside_the_ttl_is_refused() {
+    let clock = ManualClock::new(start());
+    let _ = builder(&clock).eager_refresh(EagerRefresh { at_pct: 100, min_reads: 1 });
 }
 
 // --- What the load function decides ---------------------------------------

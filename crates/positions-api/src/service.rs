@@ -37,7 +37,7 @@
 mod fleet;
 mod warm;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use cache_core::glob::Pattern;
@@ -45,7 +45,7 @@ use cache_core::{Cache, Clock, Policy};
 use cache_redis::bus::Kind;
 use cache_redis::{FETCHED_AT_SKEW, RedisTier, WriteOutcome};
 pub use cache_swr::EagerRefresh;
-use cache_swr::{BoxFuture, Got, KeyRule, LoadError, Loaded, Pending, SecondTier, SwrCache, TierRead};
+use cache_swr::{BoxFuture, Got, Invalidator, KeyRule, LoadError, Loaded, Pending, SecondTier, SwrCache, TierRead};
 use telemetry::Metrics;
 use time::OffsetDateTime;
 
@@ -179,6 +179,10 @@ struct Shared {
     warm: WarmOptions,
     /// Tier 1, shared with `Service::swr`.
     cache: Arc<Cache<Wallet, Arc<Snapshot>>>,
+    /// Deletes from tier 1 so that a Redis read in flight does not put the
+    /// value back (`SwrCache::invalidator`); set once the composed cache is
+    /// built, which holds this `Shared`.
+    invalidator: OnceLock<Invalidator<Wallet, Arc<Snapshot>>>,
     redis: Option<RedisTier>,
     /// The fleet's channel and leases, if replicas coordinate.
     fleet: Option<Fleet>,
@@ -255,6 +259,7 @@ impl Service {
             force_refresh_min_interval: options.force_refresh_min_interval,
             warm: options.warm.clone(),
             cache: Arc::clone(&cache),
+            invalidator: OnceLock::new(),
             redis,
             fleet,
             tombstones: Tombstones::new(refresh.timeout + FETCHED_AT_SKEW),
@@ -294,6 +299,8 @@ impl Service {
                 Ok(Loaded::stored_by_loader(fetched.snapshot, fetched.fetched_at))
             })
         });
+        // Set once, here: `set` cannot fail.
+        let _ = shared.invalidator.set(swr.invalidator());
         Self { shared, swr }
     }
 
@@ -349,11 +356,11 @@ impl Service {
         let shared = &self.shared;
         let got = match looked {
             Looked::Pending(pending) if shared.enabled && !force_refresh => self.swr.complete(wallet, pending).await,
-            _ => {
-                let not_before = force_refresh.then(|| shared.clock.now());
-                let context = LoadContext { not_before, ..LoadContext::current() };
-                self.swr.reload_in(wallet, context).await
+            _ if shared.enabled && force_refresh => {
+                let context = LoadContext { not_before: Some(shared.clock.now()), ..LoadContext::current() };
+                self.swr.reload_unless_younger_than(wallet, shared.force_refresh_min_interval, context).await
             }
+            _ => self.swr.reload_in(wallet, LoadContext::current()).await,
         };
         got.map(|got| answer(got, shared.enabled, force_refresh)).map_err(|error| api_error(&error))
     }
@@ -372,7 +379,7 @@ impl Service {
     pub async fn invalidate(&self, wallet: &Wallet) -> Result<bool, ApiError> {
         let shared = &self.shared;
         let at = shared.clock.now();
-        let in_memory = shared.tombstones.delete(wallet, at, || shared.cache.invalidate(wallet));
+        let in_memory = shared.tombstones.delete(wallet, at, || shared.drop_from_memory(wallet));
         let in_redis = match &shared.redis {
             Some(redis) => redis
                 .delete_with_tombstone(wallet.as_str(), at, shared.tombstone_ttl)
@@ -380,6 +387,12 @@ impl Service {
                 .map_err(redis_unavailable)?,
             None => false,
         };
+        // A Redis read that began before the Redis deletion may have put
+        // the value back meanwhile: gone again, and such reads store
+        // nothing.
+        if in_redis {
+            shared.drop_from_memory(wallet);
+        }
         shared.tell_fleet(Kind::Deleted, wallet.as_str(), at).await.map_err(redis_unavailable)?;
         Ok(in_memory || in_redis)
     }
@@ -405,7 +418,7 @@ impl Service {
         let at = shared.clock.now();
         let in_memory = shared
             .tombstones
-            .delete_matching(parsed, at, || shared.cache.invalidate_matching(pattern))
+            .delete_matching(parsed, at, || shared.drop_matching_from_memory(pattern))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut partial = None;
         let in_redis = match &shared.redis {
@@ -422,6 +435,10 @@ impl Service {
             },
             None => 0,
         };
+        if in_redis > 0 {
+            // As for one wallet: what Redis reads put back meanwhile.
+            let _ = shared.drop_matching_from_memory(pattern);
+        }
         shared.tell_fleet(Kind::PatternDeleted, pattern, at).await.map_err(redis_unavailable)?;
         let removed = in_memory as u64 + in_redis;
         match partial {
@@ -486,6 +503,26 @@ impl Shared {
     /// when a message that would have removed the entry may be lost.
     fn trusts_memory(&self) -> bool {
         self.fleet.as_ref().is_none_or(Fleet::is_listening)
+    }
+
+    /// Drops `wallet` from tier 1 so that no Redis read or load that began
+    /// before puts it back through the composed cache; returns whether it
+    /// was there. (Loads store by the tombstones' rule, checked by their
+    /// callers.)
+    fn drop_from_memory(&self, wallet: &Wallet) -> bool {
+        match self.invalidator.get() {
+            Some(invalidator) => invalidator.invalidate(wallet),
+            None => self.cache.invalidate(wallet),
+        }
+    }
+
+    /// [`drop_from_memory`](Self::drop_from_memory) for every wallet
+    /// matching the glob `pattern`.
+    fn drop_matching_from_memory(&self, pattern: &str) -> Result<usize, cache_core::glob::PatternError> {
+        match self.invalidator.get() {
+            Some(invalidator) => invalidator.invalidate_matching(pattern),
+            None => self.cache.invalidate_matching(pattern),
+        }
     }
 
     /// The load function: with coordination, tier 2 first and then the

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use system_tests::eventually;
 
-use crate::{DEADLINE, Fleet, PATH, TOKEN, call_of, metric};
+use crate::{Backing, DEADLINE, Fleet, PATH, TOKEN, call_of, metric};
 
 const OTHER: &str = "/v4/positions/0x8617e340b3d01fa5f11f306f4090fd50e238070d";
 const OTHER_KEY: &str = "poscache:positions:v2:{0x8617e340b3d01fa5f11f306f4090fd50e238070d}";
@@ -20,14 +20,7 @@ async fn a_replica_whose_subscription_was_cut_does_not_serve_what_it_missed_as_f
     let held = call_of(&fleet.client(2).get(OTHER).await);
 
     // Cut every subscription, and keep them down: no one may subscribe.
-    fleet.redis.command(&["ACL", "SETUSER", "default", "-subscribe"]).await;
-    fleet.redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
-    for (i, replica) in fleet.replicas.iter().enumerate() {
-        eventually(&format!("replica {i} to notice"), DEADLINE, || async {
-            metric(replica, "position_cache_fleet_subscribed") == 0
-        })
-        .await;
-    }
+    cut_subscriptions(&fleet).await;
     fleet.clock.advance(Duration::from_millis(1));
 
     // A delete during the gap: its message reaches no one. Replica 1 still
@@ -59,6 +52,45 @@ async fn a_replica_whose_subscription_was_cut_does_not_serve_what_it_missed_as_f
         reply.json()["stale"] == false && call_of(&reply) != held
     })
     .await;
+    fleet.stop().await;
+}
+
+/// Cuts every replica's subscription and keeps it down.
+async fn cut_subscriptions(fleet: &Fleet) {
+    fleet.redis.command(&["ACL", "SETUSER", "default", "-subscribe"]).await;
+    fleet.redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    for (i, replica) in fleet.replicas.iter().enumerate() {
+        eventually(&format!("replica {i} to notice"), DEADLINE, || async {
+            metric(replica, "position_cache_fleet_subscribed") == 0
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn while_deaf_a_forced_refresh_answers_a_young_entry_only_while_redis_still_holds_it() {
+    let fleet = Fleet::start_with(Backing::Standalone, |options| {
+        options.force_refresh_min_interval = Duration::from_secs(60);
+    })
+    .await;
+    fleet.warm(PATH).await;
+    let held = call_of(&fleet.client(1).get(PATH).await);
+    cut_subscriptions(&fleet).await;
+    fleet.clock.advance(Duration::from_millis(1));
+    let forced = format!("{PATH}?refresh=true");
+
+    // Young, and Redis still holds it: the forced refresh is answered from
+    // memory, so anonymous clients cannot drive the source during a gap.
+    let reply = fleet.client(1).get(&forced).await;
+    assert_eq!((reply.json()["cached"].as_bool(), call_of(&reply)), (Some(true), held.clone()), "{}", reply.text());
+
+    // Deleted on another replica during the gap: Redis no longer has it,
+    // so the young copy is not answered; the replica loads.
+    let deleted = fleet.client(0).delete(PATH, Some(TOKEN)).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    let reply = fleet.client(1).get(&forced).await;
+    assert_eq!(reply.json()["cached"], false, "{}", reply.text());
+    assert_ne!(call_of(&reply), held);
     fleet.stop().await;
 }
 

@@ -114,6 +114,12 @@ impl Fleet {
 
     /// As [`start`](Self::start), on `backing`.
     pub(crate) async fn start_on(backing: Backing) -> Self {
+        Self::start_with(backing, |_| {}).await
+    }
+
+    /// As [`start_on`](Self::start_on), with the replicas' options changed
+    /// by `tweak`.
+    pub(crate) async fn start_with(backing: Backing, tweak: impl Fn(&mut positions_api::ServiceOptions)) -> Self {
         static NAMESPACES: AtomicU32 = AtomicU32::new(0);
         let redis = match backing {
             Backing::Standalone => Redis::Server(RedisServer::start()),
@@ -129,6 +135,7 @@ impl Fleet {
         // take the lease over and call again, however slow the machine.
         let mut options = system_tests::service::default_options();
         options.refresh.timeout = DEADLINE * 3;
+        tweak(&mut options);
         let mut replicas = Vec::new();
         for _ in 0..3 {
             let builder = TestService::builder(source.clone())

@@ -238,14 +238,14 @@ impl Shared {
                 match message.kind {
                     Kind::Deleted => {
                         if let Ok(wallet) = Wallet::parse(&message.subject) {
-                            self.tombstones.delete(&wallet, message.at, || self.cache.invalidate(&wallet));
+                            self.tombstones.delete(&wallet, message.at, || self.drop_from_memory(&wallet));
                         }
                     }
                     Kind::PatternDeleted => {
                         if let Ok(pattern) = Pattern::new(&message.subject) {
                             self.tombstones
                                 .delete_matching(pattern, message.at, || {
-                                    self.cache.invalidate_matching(&message.subject)
+                                    self.drop_matching_from_memory(&message.subject)
                                 })
                                 .ok();
                         }
@@ -255,7 +255,7 @@ impl Shared {
                             && self.cache.peek(&wallet).is_some_and(|entry| entry.fetched_at() < message.at)
                         {
                             // The next read finds the newer entry in tier 2.
-                            self.cache.invalidate(&wallet);
+                            self.drop_from_memory(&wallet);
                         }
                     }
                 }
