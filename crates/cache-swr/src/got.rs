@@ -51,10 +51,12 @@ pub enum Origin {
 /// The [`SwrCache`](crate::SwrCache) stores a loaded value in its memory
 /// tier itself ([`Loaded::new`]), unless a [`SwrCache::invalidate`](crate::SwrCache::invalidate)
 /// landed while the load ran: a deletion is never undone by a load that
-/// started before it. A load function with storage rules of its own (a
-/// second tier written conditionally, deletions heard from other
-/// processes) stores the value itself and says so with
-/// [`Loaded::stored_by_loader`].
+/// started before it. A load function that writes a second tier does so
+/// and still returns [`Loaded::new`]: memory is the cache's to fill. Only a
+/// load function that keeps memory by rules of its own (deletions heard
+/// from other processes, with tombstones of its own) stores the value
+/// itself and says so with [`Loaded::stored_by_loader`]; the cache's
+/// guarantee that a deletion is final then rests on those rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded<V> {
     pub(crate) value: V,

@@ -26,8 +26,8 @@
 //! load queue.
 //!
 //! What it does not do: write a second tier (the load function does, by
-//! its own rules: [`Loaded::stored_by_loader`]), or size values (set a
-//! weigher on the [`cache_core::CacheBuilder`]).
+//! the store's own rules), or size values (set a weigher on the
+//! [`cache_core::CacheBuilder`]).
 //!
 //! # Examples
 //!

@@ -31,8 +31,10 @@ pub enum TierRead<V> {
 ///
 /// The tier is only read here. Writing it belongs to the load function,
 /// which knows the rules of the shared store (conditional writes,
-/// deletions from other processes): see
-/// [`Loaded::stored_by_loader`](crate::Loaded::stored_by_loader).
+/// deletions from other processes); it returns
+/// [`Loaded::new`](crate::Loaded::new) as usual, and the cache fills
+/// memory. A fill from the tier, like a load's store, is dropped if the
+/// key was invalidated after the read began.
 ///
 /// Reads of the second tier are not single-flight: every reader that
 /// missed memory asks it (it is meant to be a fast shared store, and its
