@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cache_core::Cache;
 
 use crate::got::Loaded;
-use crate::observer::{Observer, Silent};
+use crate::observer::Observer;
 use crate::rules::{EagerRefresh, KeyRule};
 use crate::swr::{Parts, SwrCache};
 use crate::tier::SecondTier;
@@ -43,7 +43,7 @@ pub struct Builder<K, V, E> {
     pub(crate) config: refresh::Config,
     pub(crate) loader_observer: Option<Arc<dyn refresh::Observer>>,
     pub(crate) tier: Option<Arc<dyn SecondTier<K, V>>>,
-    pub(crate) observer: Arc<dyn Observer<K, E>>,
+    pub(crate) observer: Option<Arc<dyn Observer<K, E>>>,
     pub(crate) eager: Option<EagerRefresh>,
     pub(crate) rules: Option<Rules<K>>,
 }
@@ -60,7 +60,7 @@ where
             config: refresh::Config::default(),
             loader_observer: None,
             tier: None,
-            observer: Arc::new(Silent),
+            observer: None,
             eager: None,
             rules: None,
         }
@@ -91,7 +91,7 @@ where
     /// Hears how reads are answered ([`Observer`]).
     #[must_use]
     pub fn observer(mut self, observer: Arc<dyn Observer<K, E>>) -> Self {
-        self.observer = observer;
+        self.observer = Some(observer);
         self
     }
 

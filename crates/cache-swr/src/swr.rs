@@ -177,7 +177,8 @@ struct Inner<K, V, E, C> {
     cache: Arc<Cache<K, V>>,
     loader: Loader<Call<K, C>, Loaded<V>, E>,
     tier: Option<Arc<dyn SecondTier<K, V>>>,
-    observer: Arc<dyn Observer<K, E>>,
+    /// `None` when nobody listens: a hit then makes no call.
+    observer: Option<Arc<dyn Observer<K, E>>>,
     counters: Counters,
     eager: Option<EagerRefresh>,
     rules: Option<Rules<K>>,
@@ -478,18 +479,20 @@ where
         let inner = &*self.inner;
         let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
         let ttl = rule.ttl.unwrap_or_else(|| inner.cache.policy().ttl());
-        let rank = if rule.high { u16::MAX } else { entry.demand() };
+        let rank = |entry: &Entry<V>| if rule.high { u16::MAX } else { entry.demand() };
         let age = entry.age();
         let stale = entry.is_stale() || age > ttl;
         let lookup = if stale {
-            self.refresh_with(key, Priority::Stale, rank);
+            self.refresh_with(key, Priority::Stale, rank(&entry));
             Lookup::Stale
         } else {
             if inner.eager.is_some_and(|eager| eager.is_due(&entry, ttl))
-                && self.refresh_with(key, Priority::Eager, rank) == Refresh::Started
+                && self.refresh_with(key, Priority::Eager, rank(&entry)) == Refresh::Started
             {
                 inner.counters.add(Count::EagerRefresh);
-                inner.observer.eager_refresh(key);
+                if let Some(observer) = &inner.observer {
+                    observer.eager_refresh(key);
+                }
             }
             Lookup::Hit
         };
@@ -558,7 +561,9 @@ where
                     return Err(error);
                 };
                 inner.counters.add(Count::FailSafe);
-                inner.observer.fail_safe(key, &error, entry.age());
+                if let Some(observer) = &inner.observer {
+                    observer.fail_safe(key, &error, entry.age());
+                }
                 let (age, stale) = (entry.age(), entry.is_stale());
                 Ok(Got { value: entry.into_value(), age, stale, origin: Origin::FailSafe })
             }
@@ -568,6 +573,8 @@ where
     #[inline]
     fn count(&self, key: &K, lookup: Lookup) {
         self.inner.counters.add(Count::Lookup(lookup));
-        self.inner.observer.lookup(key, lookup);
+        if let Some(observer) = &self.inner.observer {
+            observer.lookup(key, lookup);
+        }
     }
 }
