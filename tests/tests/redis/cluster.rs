@@ -25,11 +25,12 @@ const TOKEN: &str = "cluster-t0ken";
 
 /// A service on `cluster` whose tier 1 holds fewer wallets than the stream
 /// asks for, so that most requests read (and many write) tier 2.
-async fn service_on(cluster: &RedisCluster) -> TestService {
+async fn service_on(cluster: &RedisCluster, redis_timeout_ms: u64) -> TestService {
     let mut options = default_options();
     options.max_wallets = TIER1_WALLETS;
     TestService::builder(source())
         .options(options)
+        .redis_timeout_ms(redis_timeout_ms)
         .redis(&cluster.seeds())
         .redis_args(&["--redis-mode", "cluster"])
         .admin_token(TOKEN)
@@ -49,7 +50,8 @@ fn total(metrics: &str, family: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_under_load_fails_no_request_and_health_follows_the_promotion() {
     let mut cluster = RedisCluster::start();
-    let service = service_on(&cluster).await;
+    // The default timeout: a dead primary's operations must fail fast.
+    let service = service_on(&cluster, 100).await;
     let client = service.client();
     eventually("/health to say ok", DEADLINE, || async { health_status(&client).await == "ok" }).await;
     let stream = Arc::new(Stream::default());
@@ -114,7 +116,12 @@ async fn a_primary_killed_under_load_fails_no_request_and_health_follows_the_pro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reshard_under_load_fails_no_request() {
     let cluster = RedisCluster::start();
-    let service = service_on(&cluster).await;
+    // Every tier-2 failure counts against the test below, which is about
+    // MOVED and ASK; on two busy cores (a whole test run beside it) an
+    // operation can outlast the default 100 ms during a migration without
+    // any redirection going wrong, so timeouts get room here. A redirection
+    // not followed is an error reply, at once, whatever the timeout.
+    let service = service_on(&cluster, 2_000).await;
     let client = service.client();
     eventually("/health to say ok", DEADLINE, || async { health_status(&client).await == "ok" }).await;
     let stream = Arc::new(Stream::default());
