@@ -58,3 +58,11 @@ pub struct KeyRule {
     /// load queue, ahead of keys ranked by demand.
     pub high: bool,
 }
+
+impl KeyRule {
+    /// A refresh's rank in its class of the load queue: the front for a
+    /// `high` key, else the key's `demand`.
+    pub(crate) fn rank(self, demand: u16) -> u16 {
+        if self.high { u16::MAX } else { demand }
+    }
+}

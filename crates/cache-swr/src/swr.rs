@@ -477,9 +477,9 @@ where
     )]
     fn serve(&self, key: &K, entry: Entry<V>) -> Got<V> {
         let inner = &*self.inner;
-        let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
+        let rule = self.rule(key);
         let ttl = rule.ttl.unwrap_or_else(|| inner.cache.policy().ttl());
-        let rank = |entry: &Entry<V>| if rule.high { u16::MAX } else { entry.demand() };
+        let rank = |entry: &Entry<V>| rule.rank(entry.demand());
         let age = entry.age();
         let stale = entry.is_stale() || age > ttl;
         let lookup = if stale {
@@ -530,14 +530,15 @@ where
         }
         let age = inner.cache.current_time().duration_since(fetched_at).unwrap_or_default();
         // The key's own rule, as `serve` applies it to memory entries.
-        let rule = inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key));
+        let rule = self.rule(key);
         let stale = match inner.cache.policy().freshness(age) {
             Freshness::Fresh => rule.ttl.is_some_and(|ttl| age > ttl),
             Freshness::Stale => true,
             Freshness::Expired => return None,
         };
         if stale {
-            self.refresh_with(key, Priority::Stale, if rule.high { u16::MAX } else { 0 });
+            // Not in memory before: no demand to rank by.
+            self.refresh_with(key, Priority::Stale, rule.rank(0));
         }
         inner.counters.add(Count::SecondTierHit);
         self.count(key, if stale { Lookup::Stale } else { Lookup::Hit });
@@ -571,6 +572,11 @@ where
     }
 
     #[inline]
+    /// `key`'s rule, or the default one when no rules were given.
+    fn rule(&self, key: &K) -> KeyRule {
+        self.inner.rules.as_ref().map_or_else(KeyRule::default, |rules| rules(key))
+    }
+
     fn count(&self, key: &K, lookup: Lookup) {
         self.inner.counters.add(Count::Lookup(lookup));
         if let Some(observer) = &self.inner.observer {
